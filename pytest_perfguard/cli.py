@@ -1,0 +1,174 @@
+"""The ``perfguard`` command: work with baselines and results outside pytest. No torch.
+
+    perfguard update [RESULTS.json ...] [--baseline PATH] [--prune]
+    perfguard compare BASELINE RESULTS
+    perfguard show [BASELINE]
+    perfguard report RESULTS.json [...] [--html FILE] [--markdown FILE]
+    perfguard export RESULTS.json --format {github-action-benchmark,bencher} [-o FILE]
+
+Exit codes: 0 ok, 1 regression (compare), 2 usage or file error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .baseline import DEFAULT_BASELINE, Baseline, BaselineError, atomic_write
+from .compare import Rules, compare, new_verdict, other_environment_verdict
+from .results import ResultEntry, ResultsError, RunResults
+
+DEFAULT_RESULTS = Path(".perfguard") / "report" / "results.json"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (BaselineError, ResultsError, ValueError) as exc:
+        print(f"perfguard: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perfguard", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    update = sub.add_parser("update", help="promote results files to the baseline")
+    update.add_argument("results", nargs="*", type=Path,
+                        help=f"results.json files (default: {DEFAULT_RESULTS})")
+    update.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
+    update.add_argument("--only-failed", action="store_true",
+                        help="promote only regressed and improved entries")
+    update.set_defaults(func=_cmd_update)
+
+    cmp = sub.add_parser("compare", help="compare results with a baseline; exit 1 on regression")
+    cmp.add_argument("baseline", type=Path)
+    cmp.add_argument("results", type=Path)
+    cmp.add_argument("--bytes-tolerance", type=float, default=None)
+    cmp.add_argument("--utilisation-tolerance", type=float, default=None)
+    cmp.add_argument("--strict", action="store_true", default=None)
+    cmp.set_defaults(func=_cmd_compare)
+
+    show = sub.add_parser("show", help="what a baseline holds, per environment")
+    show.add_argument("baseline", type=Path, nargs="?", default=DEFAULT_BASELINE)
+    show.set_defaults(func=_cmd_show)
+
+    report = sub.add_parser("report", help="render one report from one or more results files")
+    report.add_argument("results", type=Path, nargs="+")
+    report.add_argument("--html", type=Path)
+    report.add_argument("--markdown", type=Path)
+    report.set_defaults(func=_cmd_report)
+
+    export = sub.add_parser("export", help="export results for benchmark dashboards")
+    export.add_argument("results", type=Path)
+    export.add_argument("--format", required=True,
+                        choices=["github-action-benchmark", "bencher"])
+    export.add_argument("-o", "--output", type=Path)
+    export.set_defaults(func=_cmd_export)
+    return parser
+
+
+def _cmd_update(args: argparse.Namespace) -> int:
+    files = args.results or [DEFAULT_RESULTS]
+    baseline = Baseline.load(args.baseline)
+    count = 0
+    for path in files:
+        results = RunResults.load(path)
+        chosen = [e for e in results.entries
+                  if not args.only_failed or e.verdict.status in ("regressed", "improved")]
+        keep_time = {e.measurement.key for e in chosen
+                     if results.rules.get("time") and e.measurement.compiled.time is not None}
+        baseline.update([e.measurement for e in chosen], keep_time_for=keep_time)
+        count += len(chosen)
+    baseline.save()
+    print(f"perfguard: baseline {args.baseline}: {count} entr{'y' if count == 1 else 'ies'} "
+          f"updated from {len(files)} results file(s)")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .reporting import render_terminal
+
+    baseline = Baseline.load(args.baseline, missing_ok=False)
+    results = RunResults.load(args.results)
+    known = set(Rules().__dict__)
+    rules = Rules(**{k: v for k, v in results.rules.items() if k in known}).updated(
+        bytes_tolerance=args.bytes_tolerance,
+        utilisation_tolerance=args.utilisation_tolerance,
+        strict=args.strict,
+    )
+    entries = []
+    for entry in results.entries:
+        m = entry.measurement
+        previous = baseline.lookup(m)
+        if previous is not None:
+            verdict = compare(previous, m, rules)
+        else:
+            others = baseline.other_environment_labels(m)
+            verdict = other_environment_verdict(m, others) if others else new_verdict(m)
+        entries.append(ResultEntry(m, verdict))
+    compared = RunResults(entries=entries, created=results.created,
+                          tool_version=results.tool_version, rules=rules.__dict__.copy(),
+                          baseline_path=str(args.baseline))
+    print(render_terminal(compared, verbose=True))
+    failing = [e for e in entries if e.verdict.fails(rules)]
+    for entry in failing:
+        print(f"FAILED {entry.measurement.key}: " + "; ".join(
+            c.describe() for c in (entry.verdict.regressions or entry.verdict.improvements)))
+    return 1 if failing else 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    baseline = Baseline.load(args.baseline, missing_ok=False)
+    if not baseline.environments:
+        print(f"{args.baseline}: no entries")
+        return 0
+    from tabulate import tabulate
+
+    for key, block in sorted(baseline.environments.items()):
+        print(f"environment {key}: {block.environment.label()}")
+        rows = []
+        for entry_key, m in sorted(block.entries.items()):
+            rows.append([entry_key, "train" if m.train else "infer",
+                         m.eager.kernel_launches, m.compiled.kernel_launches,
+                         m.eager.bytes_moved, m.compiled.bytes_moved,
+                         m.compiled.graph_breaks, m.compiled.recompiles])
+        print(tabulate(rows, headers=["test", "kind", "eager launches", "compiled launches",
+                                      "eager bytes", "compiled bytes", "graph breaks",
+                                      "recompiles"], intfmt=","))
+        print()
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .reporting import merge_results, render_html, render_markdown
+
+    if not args.html and not args.markdown:
+        raise ValueError("report: give --html FILE and/or --markdown FILE")
+    merged = merge_results([RunResults.load(p) for p in args.results])
+    if args.html:
+        atomic_write(args.html, render_html(merged))
+        print(f"perfguard: wrote {args.html}")
+    if args.markdown:
+        atomic_write(args.markdown, render_markdown(merged))
+        print(f"perfguard: wrote {args.markdown}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .reporting import export
+
+    text = export(RunResults.load(args.results), args.format)
+    if args.output:
+        atomic_write(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

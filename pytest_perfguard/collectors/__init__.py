@@ -1,0 +1,1 @@
+"""Collectors: each one measures one thing and fills the typed records in ``record.py``."""

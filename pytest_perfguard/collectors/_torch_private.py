@@ -1,0 +1,423 @@
+"""Every reliance on a private torch / dynamo / inductor API, in one place.
+
+Each helper is feature-detected: where a torch version lacks what it needs it returns
+``None`` (or raises :class:`Unavailable` with the reason), and the caller records the
+metric as ``unavailable (reason)``, never as 0. Checked on torch 2.13.0 (CPU) and
+2.11.0+cu130 (H100); the design targets torch 2.11 to 2.14.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+class Unavailable(Exception):
+    """A private API this measurement needs is missing in this torch version."""
+
+
+# --------------------------------------------------------------------------------------
+# Inductor configuration
+# --------------------------------------------------------------------------------------
+
+#: Inductor settings that change the generated code, recorded in the environment
+#: fingerprint (``torch._inductor.config``; names checked on torch 2.11-2.13).
+CODEGEN_SETTINGS = (
+    "max_autotune",
+    "max_autotune_pointwise",
+    "max_autotune_gemm",
+    "coordinate_descent_tuning",
+    "freezing",
+    "cpp_wrapper",
+    "epilogue_fusion",
+    "pattern_matcher",
+    "aggressive_fusion",
+    "split_reductions",
+    "fallback_random",
+    "combo_kernels",
+    "triton.cudagraphs",
+    "cpp.simdlen",
+    "cpp.max_horizontal_fusion_size",
+)
+
+
+def inductor_settings(overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """The codegen-relevant inductor settings as text (overrides: a compile mode's patches)."""
+    try:
+        import torch._inductor.config as inductor_config
+    except ImportError:  # pragma: no cover - inductor ships with every supported torch
+        return {}
+    settings: dict[str, str] = {}
+    for name in CODEGEN_SETTINGS:
+        obj: Any = inductor_config
+        try:
+            for part in name.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        settings[name] = repr(obj)
+    for name, value in (overrides or {}).items():
+        settings[name] = repr(value)
+    return settings
+
+
+@contextlib.contextmanager
+def measurement_compile_config() -> Iterator[list[str]]:
+    """Config for compiles whose kernels and bytes perfguard measures.
+
+    - ``torch._inductor.config.cpp.enable_kernel_profile``: inductor's generated C++ kernels
+      then appear as profiler events (``graph_0_cpp_fused_...``); without it only extern
+      kernels would be visible on CPU.
+    - ``fx_graph_cache`` and functorch's ``enable_autograd_cache`` off: on a cache hit
+      inductor does not rerun ``GraphLowering.count_bytes()``, so bytes would be lost. The
+      C++/Triton code cache stays on, so the cost of this is lowering and codegen only.
+
+    Yields the names of settings this torch version lacked (for the record).
+    """
+    import torch._inductor.config as inductor_config
+
+    patches: dict[str, Any] = {}
+    missing: list[str] = []
+    if hasattr(inductor_config, "cpp") and hasattr(inductor_config.cpp, "enable_kernel_profile"):
+        patches["cpp.enable_kernel_profile"] = True
+    else:
+        missing.append("cpp.enable_kernel_profile")
+    if hasattr(inductor_config, "fx_graph_cache"):
+        patches["fx_graph_cache"] = False
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(inductor_config.patch(patches))
+        try:
+            import torch._functorch.config as functorch_config
+
+            if hasattr(functorch_config, "enable_autograd_cache"):
+                stack.enter_context(functorch_config.patch(enable_autograd_cache=False))
+        except ImportError:  # pragma: no cover
+            pass
+        yield missing
+
+
+# --------------------------------------------------------------------------------------
+# Compile-time recording: graphs, graph breaks, inductor's byte counts
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompiledGraphInfo:
+    """One graph handed to the backend."""
+
+    compile_id: str
+    #: dynamo's GraphCompileReason: why this graph ended.
+    reason: str
+    graph_break: bool
+    #: The user's frame where the graph ended: (filename, lineno, function).
+    user_frame: tuple[str, int, str] | None
+    #: Set while this graph was being compiled (counts compiles after the first call).
+    after_first_call: bool = False
+
+
+@dataclass
+class CompileRecorder:
+    """Collects what happens at compile time for one measured model."""
+
+    graphs: list[CompiledGraphInfo] = field(default_factory=list)
+    #: compile id -> bytes inductor's scheduler counted (forward and backward graphs).
+    bytes_by_compile_id: dict[str, int] = field(default_factory=dict)
+    backend_seconds: float = 0.0
+    first_call_done: bool = False
+    bytes_unavailable: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def current_compile_id() -> str | None:
+    """The dynamo compile id being compiled (``"1/0"``), via ``torch._guards.CompileContext``."""
+    try:
+        from torch._guards import CompileContext
+    except ImportError:
+        return None
+    compile_id = CompileContext.current_compile_id()
+    if compile_id is None:
+        return None
+    frame_id = getattr(compile_id, "frame_id", None)
+    frame_compile_id = getattr(compile_id, "frame_compile_id", None)
+    if frame_id is None or frame_compile_id is None:
+        return None
+    return f"{frame_id}/{frame_compile_id}"
+
+
+def make_backend(backend: str, mode: str | None, dynamic: bool | None) -> Any:
+    """Build the compiler callable ``torch.compile`` would build for (backend, mode).
+
+    torch.compile only accepts ``mode`` for its own wrappers, so to wrap the backend (to see
+    each graph dynamo hands over) we build the same object it would: the private
+    ``torch._TorchCompileInductorWrapper`` / ``torch._TorchCompileWrapper`` (torch 2.0-2.14).
+    """
+    from torch._dynamo.backends.registry import lookup_backend
+
+    try:
+        lookup_backend(backend)
+    except Exception as exc:  # InvalidBackend
+        try:
+            known = ", ".join(sorted(torch._dynamo.list_backends()))
+        except Exception:  # pragma: no cover
+            known = "see torch._dynamo.list_backends()"
+        raise ValueError(
+            f"perfguard: unsupported torch.compile backend {backend!r} ({exc}). "
+            f"Available: {known}"
+        ) from None
+    if backend == "inductor" and hasattr(torch, "_TorchCompileInductorWrapper"):
+        return torch._TorchCompileInductorWrapper(mode or "default", None, dynamic)
+    if hasattr(torch, "_TorchCompileWrapper"):
+        return torch._TorchCompileWrapper(backend, mode or "default", None, dynamic)
+    if mode not in (None, "default"):
+        raise Unavailable(f"this torch cannot combine mode={mode!r} with a wrapped backend")
+    return lookup_backend(backend)
+
+
+def recording_backend(inner: Any, recorder: CompileRecorder) -> Callable[..., Any]:
+    """Wrap a backend so each graph dynamo compiles is recorded.
+
+    ``gm.compile_subgraph_reason`` (a ``torch._dynamo.output_graph.GraphCompileReason``) is
+    what ``torch._dynamo.explain`` reads for its break reasons; it holds the reason and the
+    user's stack where the graph ended.
+    """
+    import time
+
+    def perfguard_backend(gm: Any, example_inputs: Any, **kwargs: Any) -> Any:
+        reason_obj = getattr(gm, "compile_subgraph_reason", None)
+        user_frame = None
+        if reason_obj is not None and getattr(reason_obj, "user_stack", None):
+            top = reason_obj.user_stack[-1]
+            user_frame = (str(top.filename), int(top.lineno or 0), str(top.name))
+        info = CompiledGraphInfo(
+            compile_id=current_compile_id() or f"?/{len(recorder.graphs)}",
+            reason=str(getattr(reason_obj, "reason", "")) if reason_obj is not None else "",
+            graph_break=bool(getattr(reason_obj, "graph_break", False)),
+            user_frame=user_frame,
+            after_first_call=recorder.first_call_done,
+        )
+        with recorder._lock:
+            recorder.graphs.append(info)
+        start = time.perf_counter()
+        try:
+            return inner(gm, example_inputs, **kwargs)
+        finally:
+            recorder.backend_seconds += time.perf_counter() - start
+
+    return perfguard_backend
+
+
+class _InductorMetricsHandler(logging.Handler):
+    """Receives inductor's "Graph Metrics" record (one per compiled graph, fwd and bwd)."""
+
+    def __init__(self, recorder: CompileRecorder) -> None:
+        super().__init__(level=logging.INFO)
+        self.recorder = recorder
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        payload = args[0] if isinstance(args, tuple) and args else args
+        if not isinstance(payload, dict) or "num_bytes_accessed" not in payload:
+            return
+        compile_id = current_compile_id() or "?"
+        with self.recorder._lock:
+            self.recorder.bytes_by_compile_id[compile_id] = self.recorder.bytes_by_compile_id.get(
+                compile_id, 0
+            ) + int(payload["num_bytes_accessed"])
+
+
+#: ``torch._inductor.compile_fx`` calls ``GraphLowering.count_bytes()`` only when this
+#: artifact logger is enabled for INFO (torch 2.11-2.13).
+_METRICS_LOGGER = "torch._inductor.compile_fx.__inductor_metrics"
+
+
+@contextlib.contextmanager
+def capture_inductor_bytes(recorder: CompileRecorder) -> Iterator[None]:
+    """Enable inductor's per-graph byte count and capture it, without printing it.
+
+    We set the artifact logger's level directly instead of ``torch._logging.set_logs``,
+    which would replace the user's whole logging configuration (TORCH_LOGS).
+    """
+    try:
+        import torch._inductor.compile_fx as compile_fx  # noqa: F401  (registers the logger)
+    except ImportError as exc:  # pragma: no cover
+        recorder.bytes_unavailable = f"inductor not importable: {exc}"
+        yield
+        return
+    logger = logging.getLogger(_METRICS_LOGGER)
+    if not hasattr(compile_fx, "inductor_metrics_log"):
+        recorder.bytes_unavailable = (
+            "this torch has no inductor_metrics artifact log; cannot read inductor's byte count"
+        )
+        yield
+        return
+    handler = _InductorMetricsHandler(recorder)
+    old_level, old_propagate, old_disabled = logger.level, logger.propagate, logger.disabled
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.disabled = False
+    saved_handlers = list(logger.handlers)
+    logger.handlers = [handler]
+    try:
+        yield
+    finally:
+        logger.handlers = saved_handlers
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+        logger.disabled = old_disabled
+
+
+@contextlib.contextmanager
+def capture_output_code(codes: list[str]) -> Iterator[None]:
+    """Collect the Python/C++ wrapper code inductor generates for each graph.
+
+    ``GraphLowering.save_output_code`` is a hook inductor's own tests patch (torch 2.11-2.13).
+    """
+    try:
+        from torch._inductor.graph import GraphLowering
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    if not hasattr(GraphLowering, "save_output_code"):
+        yield
+        return
+    previous = GraphLowering.save_output_code
+    GraphLowering.save_output_code = staticmethod(codes.append)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        GraphLowering.save_output_code = previous  # type: ignore[method-assign]
+
+
+def graph_break_counter_reasons() -> dict[str, int]:
+    """``torch._dynamo.utils.counters["graph_break"]``: reason -> count (process-wide)."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return {}
+    return dict(counters.get("graph_break", {}))
+
+
+def reset_dynamo() -> None:
+    """Forget compiled code so each measurement compiles fresh and counts its own recompiles.
+
+    ``torch.compiler.reset`` is public; without it, a second instance of a model class would
+    hit the first one's cache entries and use up dynamo's recompile limit.
+    """
+    torch.compiler.reset()
+
+
+# --------------------------------------------------------------------------------------
+# Operator classification (for kernel counting)
+# --------------------------------------------------------------------------------------
+
+#: Ops that allocate or only change metadata: they launch no compute kernel.
+METADATA_OPS = frozenset(
+    {
+        "empty",
+        "empty_strided",
+        "empty_like",
+        "new_empty",
+        "new_empty_strided",
+        "resize_",
+        "set_",
+        "_unsafe_view",
+        "_reshape_alias",
+        "alias",
+        "lift_fresh",
+        "_local_scalar_dense",
+        "detach_",
+        "record_stream",
+        "_nested_tensor_from_mask",
+        "is_nonzero",
+        "size",
+        "stride",
+        "sym_size",
+        "sym_stride",
+        "sym_numel",
+    }
+)
+
+
+@dataclass(frozen=True)
+class OpKind:
+    #: "kernel" (does work), "composite" (decomposes: look at its children),
+    #: "view"/"metadata" (no work), "unknown" (not an operator, e.g. a Python range).
+    kind: str
+
+
+_op_kind_cache: dict[str, OpKind] = {}
+
+
+def classify_op(qualified_name: str) -> OpKind:
+    """Classify a profiler event name such as ``aten::mul`` or ``mylib::op``.
+
+    Uses ``OpOverload.has_kernel_for_dispatch_key(CompositeImplicitAutograd)`` (decomposes
+    before reaching a kernel) and ``OpOverload.is_view``, over all overloads of the name
+    (the profiler does not name the overload). Checked on torch 2.11-2.13.
+    """
+    cached = _op_kind_cache.get(qualified_name)
+    if cached is not None:
+        return cached
+    kind = _classify_uncached(qualified_name)
+    _op_kind_cache[qualified_name] = kind
+    return kind
+
+
+def _classify_uncached(qualified_name: str) -> OpKind:
+    if "::" not in qualified_name:
+        return OpKind("unknown")
+    namespace, _, name = qualified_name.partition("::")
+    if namespace in ("aten", "prims") and name in METADATA_OPS:
+        return OpKind("metadata")
+    try:
+        packet = getattr(getattr(torch.ops, namespace), name)
+        overload_names = packet.overloads()
+    except (AttributeError, RuntimeError):
+        return OpKind("unknown")
+    composite_key = torch._C.DispatchKey.CompositeImplicitAutograd
+    composite, views, total = 0, 0, 0
+    for overload in overload_names:
+        if "out" in overload.split("_"):
+            continue
+        try:
+            op = getattr(packet, overload)
+            is_composite = op.has_kernel_for_dispatch_key(composite_key)
+            is_view = bool(op.is_view)
+        except (AttributeError, RuntimeError):
+            continue  # TorchScript-only overloads have no dispatcher entry
+        total += 1
+        composite += int(is_composite)
+        views += int(is_view)
+    if total == 0:
+        return OpKind("unknown")
+    if composite == total:
+        return OpKind("composite")
+    if views == total:
+        return OpKind("view")
+    if namespace not in ("aten", "prims", "mkldnn", "quantized", "_quantized", "onednn"):
+        # A user's custom op: its Python implementation may launch aten kernels of its own;
+        # the counter looks inside it and counts it as one kernel only if it holds none.
+        return OpKind("custom")
+    return OpKind("kernel")
+
+
+def is_composite_implicit(func: Any) -> bool:
+    """Whether an OpOverload decomposes (CompositeImplicitAutograd) before any kernel."""
+    try:
+        return bool(func.has_kernel_for_dispatch_key(torch._C.DispatchKey.CompositeImplicitAutograd))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cpu_capability() -> str:
+    """The CPU ISA level inductor's C++ codegen targets (``torch.backends.cpu``)."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # pragma: no cover
+        return "unknown"

@@ -1,0 +1,52 @@
+"""The environment fingerprint a measurement is keyed by."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import torch
+
+from ..record import Environment
+from ._torch_private import cpu_capability, inductor_settings
+
+
+def triton_version() -> str:
+    try:
+        import triton
+
+        return str(triton.__version__)
+    except Exception:
+        return "none"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return str(torch.cuda.get_device_name(device))
+    if device.type == "cpu":
+        return f"cpu ({cpu_capability()})"
+    return device.type
+
+
+def fingerprint(
+    device: torch.device,
+    *,
+    backend: str,
+    mode: str | None,
+    dynamic: bool | None,
+    fullgraph: bool,
+    mode_config: dict[str, Any] | None = None,
+) -> Environment:
+    python = ".".join(platform.python_version_tuple()[:2])
+    return Environment(
+        python=python,
+        torch=str(torch.__version__),
+        triton=triton_version() if device.type == "cuda" else "n/a (cpu)",
+        device=device.type,
+        device_name=device_name(device),
+        backend=backend,
+        mode=mode or "default",
+        dynamic=repr(dynamic),
+        fullgraph=fullgraph,
+        inductor=inductor_settings(mode_config) if backend == "inductor" else {},
+    )
