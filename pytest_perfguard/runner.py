@@ -75,6 +75,7 @@ class _Call:
     backend: str = ""
 
     def __call__(self) -> Any:
+        __tracebackhide__ = True  # pytest: show the model's frames, not perfguard's
         try:
             if not self.train:
                 with torch.no_grad():
@@ -106,6 +107,7 @@ class _Call:
 
 def find_device(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.device:
     """The one device the model's parameters and inputs live on; mixed devices are an error."""
+    __tracebackhide__ = True
     devices: dict[str, str] = {}
     if isinstance(model, torch.nn.Module):
         for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
@@ -130,12 +132,14 @@ def measure(
     test_id: str,
     profile: bool = True,
     trace_dir: Path | None = None,
+    event_sink: Callable[[str, list[Any]], None] | None = None,
 ) -> Measurement:
     """Measure ``model(*args, **kwargs)`` eager and compiled.
 
     With ``profile=False`` (pytest without ``--perfguard``) the model runs once per mode and
     only numerics are checked; the returned record has no metrics.
     """
+    __tracebackhide__ = True
     if not callable(model):
         raise TypeError(f"perfguard: model must be an nn.Module or a callable, got {type(model)!r}")
     device = find_device(model, args, kwargs)
@@ -190,17 +194,19 @@ def measure(
             for _ in range(options.warmup - 1):
                 eager()
                 compiled()
-            _profile_mode(eager, device, eager_record, recorder=None)
+            _profile_mode(eager, device, eager_record, recorder=None, event_sink=event_sink)
             _count_eager_bytes_and_flops(eager, eager_record)
             trace_file = _trace_path(trace_dir, options.name, "trace.json")
             _profile_mode(compiled, device, compiled_record, recorder=recorder,
-                          backend=options.backend, trace_file=trace_file)
+                          backend=options.backend, trace_file=trace_file,
+                          event_sink=event_sink)
             # Compiled kernels do the model's work: FLOPs are the program's (see README).
             compiled_record.flops = eager_record.flops
             if eager_record.flops is None:
                 compiled_record.unavailable["flops"] = eager_record.unavailable.get("flops", "")
             _time_interleaved(eager, compiled, device, options.repeats,
                               eager_record, compiled_record)
+            _gpu_counters(eager, compiled, device, model, args, eager_record, compiled_record)
             if compiled_record.time is not None:
                 compiled_record.compile_seconds = max(
                     first_call_seconds - compiled_record.time.median, 0.0)
@@ -311,6 +317,7 @@ def _profile_mode(
     recorder: private.CompileRecorder | None,
     backend: str = "",
     trace_file: Path | None = None,
+    event_sink: Callable[[str, list[Any]], None] | None = None,
 ) -> None:
     from torch.profiler import ProfilerActivity, profile
 
@@ -324,6 +331,8 @@ def _profile_mode(
     if trace_file is not None:
         prof.export_chrome_trace(str(trace_file))
     events = list(prof.events())
+    if event_sink is not None:
+        event_sink(record.mode, events)
     counted: KernelCount
     if device.type == "cuda":
         counted = count_device_kernels(events)
@@ -412,3 +421,75 @@ def _time_one(call: _Call, device: torch.device) -> float:
     call()
     return time.perf_counter() - start
 
+
+
+def _gpu_counters(
+    eager: _Call,
+    compiled: _Call,
+    device: torch.device,
+    model: Any,
+    args: tuple[Any, ...],
+    eager_record: ModeRecord,
+    compiled_record: ModeRecord,
+) -> None:
+    """NVML readings and utilisation against the roofline (CUDA only).
+
+    Each mode gets its own contiguous sampled block, repeated until NVML's averaging window
+    (up to 1 s) is covered, so its utilisation is that mode's alone.
+    """
+    if device.type != "cuda":
+        for record in (eager_record, compiled_record):
+            record.unavailable["nvml"] = "no GPU: this run was on the CPU"
+            record.unavailable["utilisation"] = "no GPU: this run was on the CPU"
+            record.unavailable["device_seconds"] = "no GPU: this run was on the CPU"
+        return
+    from .collectors.nvml import MIN_WINDOW_S, NvmlSampler, window_long_enough
+    from .collectors.peaks import calibrate, datasheet_peaks, utilisation
+
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    dtype = _compute_dtype(model, args)
+    peak_dtype: Any = dtype
+    if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
+        peak_dtype = "tf32"
+    peaks = datasheet_peaks(torch.cuda.get_device_name(index))
+    if peaks is None:
+        try:
+            peaks = calibrate(device, dtype)
+        except Exception as exc:  # calibration is best effort; the reason is recorded
+            for record in (eager_record, compiled_record):
+                record.unavailable["peaks"] = f"no datasheet entry and calibration failed: {exc}"
+    try:
+        uuid = str(torch.cuda.get_device_properties(index).uuid)
+    except Exception:
+        uuid = None
+    for call, record in ((eager, eager_record), (compiled, compiled_record)):
+        with NvmlSampler(index, device_uuid=uuid) as sampler:
+            start = time.perf_counter()
+            calls = 0
+            while calls < 10_000 and (calls < 3 or not window_long_enough(
+                    time.perf_counter() - start)):
+                call()
+                calls += 1
+                if time.perf_counter() - start > 2 * MIN_WINDOW_S:
+                    break
+            _sync(device)
+        record.nvml = sampler.summary()
+        if sampler.unavailable_reason is not None:
+            record.unavailable["nvml"] = sampler.unavailable_reason
+        if record.device_seconds:
+            record.utilisation = utilisation(record.bytes_moved, record.flops,
+                                             record.device_seconds, peaks, peak_dtype)
+        else:
+            record.unavailable["utilisation"] = "no device time was recorded for this mode"
+
+
+def _compute_dtype(model: Any, args: tuple[Any, ...]) -> torch.dtype:
+    """The floating dtype the model computes in: its first floating parameter, else input."""
+    if isinstance(model, torch.nn.Module):
+        for p in model.parameters():
+            if p.is_floating_point():
+                return p.dtype
+    for _, leaf in iter_tensors(list(args), "input"):
+        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
+            return leaf.dtype
+    return torch.float32

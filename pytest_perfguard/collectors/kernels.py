@@ -15,7 +15,8 @@ the way down, so the event tree is walked from the top:
 - a user's custom op is looked through when its implementation runs kernels; otherwise it
   counts as one.
 
-CUDA: every device activity event of the call: kernels, memcpy and memset.
+CUDA: every device activity event of the call: kernels, memcpy and memset; range
+annotations that the profiler mirrors on the GPU timeline are skipped.
 """
 
 from __future__ import annotations
@@ -145,6 +146,10 @@ def count_device_kernels(events: Iterable[Any]) -> KernelCount:
                 match = _REGION_ID.search(event.name)
                 if match:
                     result.compiled_regions.append(match.group(1))
+            continue
+        if event.name.startswith("## ") or getattr(event, "is_user_annotation", False):
+            # Range annotations mirrored on the GPU timeline ("## Call CompiledFxGraph ##"
+            # is a gpu_user_annotation spanning the graph's kernels), not launches.
             continue
         kind = device_event_kind(event.name)
         key = (event.name, kind)
