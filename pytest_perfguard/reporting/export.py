@@ -1,0 +1,148 @@
+"""Export a run's numbers to continuous-benchmarking services, as JSON text.
+
+Formats:
+
+``github-action-benchmark``
+    The ``customSmallerIsBetter`` tool of github-action-benchmark: a JSON array of objects
+    with ``name`` (string), ``unit`` (string) and ``value`` (number), optionally ``range``
+    and ``extra`` (strings, shown in the chart tooltip). Documented in the action's README,
+    "Examples" / custom benchmarks
+    (https://github.com/benchmark-action/github-action-benchmark#examples) and parsed by its
+    ``src/extract.ts``. Every metric exported here is better when smaller.
+
+``bencher``
+    Bencher Metric Format (BMF): a JSON object mapping a benchmark name to an object that
+    maps a measure slug to ``{"value": number, "lower_value"?: number, "upper_value"?:
+    number}`` (https://bencher.dev/docs/reference/bencher-metric-format/). Measures that do
+    not exist yet are created by Bencher from their slug; ``latency`` is Bencher's built-in
+    measure, in nanoseconds.
+
+Benchmark names are the measurement keys (test node id, plus ``::name`` for a named
+measurement). Only where one results file holds the same key in several environments
+(a merged CI matrix) is the device name appended (and the environment key, if the device
+names are the same too), so that names stay stable for a single-environment job.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from typing import Any
+
+from ..record import Measurement, Timing
+from ..results import RunResults
+from ._format import count, ratio
+
+#: The export formats :func:`export` understands.
+FORMATS = ("github-action-benchmark", "bencher")
+
+
+def export(results: RunResults, fmt: str) -> str:
+    """Render ``results`` in export format ``fmt`` (one of :data:`FORMATS`) as JSON text."""
+    if fmt == "github-action-benchmark":
+        data: Any = _github_action_benchmark(results)
+    elif fmt == "bencher":
+        data = _bencher(results)
+    else:
+        raise ValueError(
+            f"unknown perfguard export format {fmt!r}; valid formats: {', '.join(FORMATS)}"
+        )
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _benchmark_names(results: RunResults) -> list[tuple[str, Measurement]]:
+    measurements = [entry.measurement for entry in results.sorted_entries()]
+    keys = Counter(m.key for m in measurements)
+    with_device = Counter(
+        (m.key, m.environment.device_name) for m in measurements if keys[m.key] > 1
+    )
+    named = []
+    for m in measurements:
+        name = m.key
+        if keys[m.key] > 1:
+            env = m.environment
+            name = f"{m.key} [{env.device_name}]"
+            if with_device[(m.key, env.device_name)] > 1:
+                name = f"{m.key} [{env.device_name}, {env.key()}]"
+        named.append((name, m))
+    return named
+
+
+def _github_action_benchmark(results: RunResults) -> list[dict[str, Any]]:
+    benches: list[dict[str, Any]] = []
+    for name, m in _benchmark_names(results):
+        env = m.environment.label()
+        compiled, eager = m.compiled, m.eager
+        if compiled.kernel_launches is not None:
+            benches.append({
+                "name": f"{name} - compiled kernel launches",
+                "unit": "launches",
+                "value": compiled.kernel_launches,
+                "extra": f"eager {count(eager.kernel_launches)} launches; "
+                         f"fusion ratio {ratio(m.fusion_ratio)}\n{env}",
+            })
+        if compiled.bytes_moved is not None:
+            benches.append({
+                "name": f"{name} - compiled bytes moved",
+                "unit": "bytes",
+                "value": compiled.bytes_moved,
+                "extra": f"eager {count(eager.bytes_moved)} bytes; "
+                         f"traffic ratio {ratio(m.traffic_ratio)}\n{env}",
+            })
+        if compiled.graph_breaks is not None:
+            benches.append({
+                "name": f"{name} - graph breaks",
+                "unit": "graph breaks",
+                "value": compiled.graph_breaks,
+                "extra": f"{count(compiled.graphs)} graphs; "
+                         f"{count(compiled.recompiles)} recompiles\n{env}",
+            })
+        if compiled.time is not None and compiled.time.samples:
+            timing = compiled.time
+            noisy = " (noisy)" if timing.noisy else ""
+            benches.append({
+                "name": f"{name} - compiled median time",
+                "unit": "s",
+                "value": timing.median,
+                "extra": f"median of {len(timing.samples)} samples ({timing.clock}), "
+                         f"IQR {timing.iqr:.3g} s{noisy}\n{env}",
+            })
+    return benches
+
+
+def _bencher(results: RunResults) -> dict[str, dict[str, dict[str, float]]]:
+    report: dict[str, dict[str, dict[str, float]]] = {}
+    for name, m in _benchmark_names(results):
+        compiled = m.compiled
+        measures: dict[str, dict[str, float]] = {}
+        if compiled.kernel_launches is not None:
+            measures["compiled-kernel-launches"] = {"value": compiled.kernel_launches}
+        if compiled.bytes_moved is not None:
+            measures["compiled-bytes-moved"] = {"value": compiled.bytes_moved}
+        if compiled.graph_breaks is not None:
+            measures["graph-breaks"] = {"value": compiled.graph_breaks}
+        if compiled.time is not None and compiled.time.samples:
+            measures["latency"] = _latency_ns(compiled.time)
+        if measures:
+            report[name] = measures
+    return report
+
+
+def _latency_ns(timing: Timing) -> dict[str, float]:
+    """Median with the interquartile range as the bounds, in nanoseconds (Bencher latency)."""
+    samples = timing.samples
+    if len(samples) >= 4:
+        q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    else:
+        q1, q3 = min(samples), max(samples)
+    return {
+        "value": _ns(timing.median),
+        "lower_value": _ns(q1),
+        "upper_value": _ns(q3),
+    }
+
+
+def _ns(seconds: float) -> float:
+    # Rounded to a tenth of a nanosecond: keeps the JSON free of float noise like 1.2e-3*1e9.
+    return round(seconds * 1e9, 1)
