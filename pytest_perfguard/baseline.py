@@ -47,7 +47,7 @@ class Baseline:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if missing_ok:
                 return cls(path=path)
             raise BaselineError(f"{path}: baseline file not found") from None
