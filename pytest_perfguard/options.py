@@ -50,7 +50,7 @@ OPTIONS: tuple[Option, ...] = (
 
 #: Marker keywords that change the comparison rules of one test.
 RULE_MARKER_KEYS = {"bytes_tolerance", "utilisation_tolerance", "time", "time_min_effect",
-                    "time_alpha", "strict"}
+                    "time_alpha", "strict", "nvml"}
 
 
 def dest(option: Option) -> str:

@@ -160,6 +160,7 @@ class Profiler:
 
     def __call__(self, model: Any, *args: Any, kwargs: dict[str, Any] | None = None,
                  **options: Any) -> Measurement:
+        __tracebackhide__ = True
         from .runner import ProfileOptions, measure
 
         unknown = set(options) - PROFILE_OPTION_KEYS
@@ -248,16 +249,19 @@ class PerfguardPlugin:
         if not entries:
             return
         lines, failures = [], []
+        regressed = False
         for entry, rules in entries:
             lines.append(_entry_summary(entry))
             failure = self._failure(entry, rules)
             if failure:
                 failures.append(failure)
+                regressed = regressed or entry.verdict.fails(rules)
         report.sections.append(("perfguard", "\n".join(lines)))
         if failures and report.passed:
             report.outcome = "failed"
             report.longrepr = "\n\n".join(failures)
-            report.perfguard = "regressed"  # type: ignore[attr-defined]
+            if regressed:
+                report.perfguard = "regressed"  # type: ignore[attr-defined]
 
     def _failure(self, entry: ResultEntry, rules: Rules) -> str | None:
         if self.session.updating:

@@ -157,6 +157,7 @@ def make_backend(backend: str, mode: str | None, dynamic: bool | None) -> Any:
     each graph dynamo hands over) we build the same object it would: the private
     ``torch._TorchCompileInductorWrapper`` / ``torch._TorchCompileWrapper`` (torch 2.0-2.14).
     """
+    __tracebackhide__ = True
     from torch._dynamo.backends.registry import lookup_backend
 
     try:
@@ -387,7 +388,10 @@ def _classify_uncached(qualified_name: str) -> OpKind:
             continue
         try:
             op = getattr(packet, overload)
-            is_composite = op.has_kernel_for_dispatch_key(composite_key)
+            # The C++ dispatcher table, not OpOverload.has_kernel_for_dispatch_key: the
+            # latter also says True for Python-registered decompositions (it would make
+            # aten::native_batch_norm, a real CPU kernel, look composite).
+            is_composite = torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), composite_key)
             is_view = bool(op.is_view)
         except (AttributeError, RuntimeError):
             continue  # TorchScript-only overloads have no dispatcher entry
@@ -405,14 +409,6 @@ def _classify_uncached(qualified_name: str) -> OpKind:
         # the counter looks inside it and counts it as one kernel only if it holds none.
         return OpKind("custom")
     return OpKind("kernel")
-
-
-def is_composite_implicit(func: Any) -> bool:
-    """Whether an OpOverload decomposes (CompositeImplicitAutograd) before any kernel."""
-    try:
-        return bool(func.has_kernel_for_dispatch_key(torch._C.DispatchKey.CompositeImplicitAutograd))
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def cpu_capability() -> str:
