@@ -276,7 +276,7 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
         t = j - i + 1
         tie_term += t**3 - t
         i = j + 1
-    rank_sum_a = sum(r for r, (_, group) in zip(ranks, combined) if group == 0)
+    rank_sum_a = sum(r for r, (_, group) in zip(ranks, combined, strict=True) if group == 0)
     u = rank_sum_a - n1 * (n1 + 1) / 2
     mean = n1 * n2 / 2
     n = n1 + n2

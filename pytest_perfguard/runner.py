@@ -143,7 +143,7 @@ def measure(
     if not callable(model):
         raise TypeError(f"perfguard: model must be an nn.Module or a callable, got {type(model)!r}")
     device = find_device(model, args, kwargs)
-    params = [p for p in model.parameters() if p.requires_grad] \
+    params: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad] \
         if isinstance(model, torch.nn.Module) else []
     if options.train:
         params += [t for _, t in iter_tensors(list(args)) if isinstance(t, torch.Tensor)
@@ -368,7 +368,7 @@ def _estimate_op_bytes(shapes: list[Any], dtypes: list[Any]) -> int:
     """Bytes of an eager op between compiled graphs, from the profiler's recorded inputs:
     every tensor input read once, and one output the size of the first tensor input."""
     sizes = []
-    for shape, dtype in zip(shapes, dtypes):
+    for shape, dtype in zip(shapes, dtypes, strict=False):
         if isinstance(shape, list) and shape and all(isinstance(d, int) for d in shape):
             elements = 1
             for d in shape:

@@ -41,7 +41,7 @@ class RecordedEvent:
 
 def load_events(rows: list[dict[str, Any]]) -> list[RecordedEvent]:
     events = [RecordedEvent(r) for r in rows]
-    for event, row in zip(events, rows):
+    for event, row in zip(events, rows, strict=True):
         if row["parent"] is not None:
             event.cpu_parent = events[row["parent"]]
     return events

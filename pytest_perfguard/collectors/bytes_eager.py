@@ -30,7 +30,7 @@ from ._torch_private import METADATA_OPS
 def tensor_bytes(t: torch.Tensor) -> int:
     """Bytes a kernel touches in ``t``: elements over non-broadcast dims times element size."""
     elements = 1
-    for size, stride in zip(t.shape, t.stride()):
+    for size, stride in zip(t.shape, t.stride(), strict=True):
         if stride != 0:
             elements *= size
     if t.dim() == 0:

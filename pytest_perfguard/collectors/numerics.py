@@ -74,7 +74,7 @@ def check(
         )
     worst: tuple[float, float, str, float, float, bool] | None = None  # excess, abs, where, ...
     used_rtol = used_atol = 0.0
-    for (path, e), (_, c) in zip(eager_leaves, compiled_leaves):
+    for (path, e), (_, c) in zip(eager_leaves, compiled_leaves, strict=True):
         if not isinstance(e, torch.Tensor):
             if isinstance(e, float) or isinstance(c, float):
                 if not math.isclose(float(e), float(c), rel_tol=1e-5, abs_tol=1e-6):
@@ -111,11 +111,11 @@ def check(
         nan_mismatch = torch.isnan(e_d) != torch.isnan(c_d)
         diff = (e_d - c_d).abs().nan_to_num(0.0)
         diff = torch.where(nan_mismatch, torch.full_like(diff, math.inf), diff)
-        allowed = a + r * e_d.abs().nan_to_num(0.0)
-        excess = diff - allowed
-        flat_index = int(excess.argmax())
+        allowed = e_d.abs().nan_to_num(0.0) * r + a
+        over = diff - allowed
+        flat_index = int(over.argmax())
         index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat_index), e.shape))
-        max_excess = float(excess.reshape(-1)[flat_index])
+        max_excess = float(over.reshape(-1)[flat_index])
         if worst is None or max_excess > worst[0]:
             worst = (max_excess, float(diff.reshape(-1)[flat_index]), f"{path}{list(index)}",
                      float(e_d.reshape(-1)[flat_index]), float(c_d.reshape(-1)[flat_index]), True)
