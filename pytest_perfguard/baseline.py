@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ def _asdict(env: Environment) -> dict[str, Any]:
 
 def _for_baseline(m: Measurement, *, keep_time: bool) -> Measurement:
     """Drop what varies run to run (timings unless gated, compile time) from an entry."""
-    copy = Measurement.from_dict(m.to_dict())
+    copy = deepcopy(m)
     for record in (copy.eager, copy.compiled):
         record.compile_seconds = None
         if not keep_time:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .baseline import DEFAULT_BASELINE, Baseline, BaselineError, atomic_write
-from .compare import Rules, compare, new_verdict, other_environment_verdict
+from .compare import Rules, judge
 from .results import ResultEntry, ResultsError, RunResults
 
 DEFAULT_RESULTS = Path(".perfguard") / "report" / "results.json"
@@ -103,14 +103,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     )
     entries = []
     for entry in results.entries:
-        m = entry.measurement
-        previous = baseline.lookup(m)
-        if previous is not None:
-            verdict = compare(previous, m, rules)
-        else:
-            others = baseline.other_environment_labels(m)
-            verdict = other_environment_verdict(m, others) if others else new_verdict(m)
-        entries.append(ResultEntry(m, verdict))
+        entries.append(ResultEntry(entry.measurement, judge(baseline, entry.measurement, rules)))
     compared = RunResults(entries=entries, created=results.created,
                           tool_version=results.tool_version, rules=rules.__dict__.copy(),
                           baseline_path=str(args.baseline))

@@ -6,10 +6,14 @@ No torch, no I/O. The plugin and ``perfguard compare`` both call :func:`compare`
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .record import Measurement
+
+if TYPE_CHECKING:
+    from .baseline import Baseline
 
 Status = Literal["regressed", "improved", "new", "unchanged", "other-environment"]
 
@@ -151,6 +155,31 @@ def new_verdict(current: Measurement) -> Verdict:
 def other_environment_verdict(current: Measurement, labels: list[str]) -> Verdict:
     note = "baseline holds only other environments: " + "; ".join(labels)
     return Verdict(key=current.key, status="other-environment", note=note)
+
+
+def judge(baseline: Baseline | None, current: Measurement, rules: Rules) -> Verdict:
+    """The verdict for one measurement against a whole baseline file: compared with its
+    entry for this environment, else "other-environment" or "new" (never compared)."""
+    previous = baseline.lookup(current) if baseline is not None else None
+    if previous is not None:
+        return compare(previous, current, rules)
+    others = baseline.other_environment_labels(current) if baseline is not None else []
+    return other_environment_verdict(current, others) if others else new_verdict(current)
+
+
+def unique_hints(changes: Iterable[Change]) -> list[tuple[Change, list[str]]]:
+    """Each change with the hints not already given for an earlier change of the same test.
+
+    :func:`compare` attaches the same likely causes (a new graph break, a kernel that
+    appeared) to every metric they moved; a message says each cause once, under the first.
+    """
+    seen: set[str] = set()
+    paired = []
+    for change in changes:
+        fresh = [hint for hint in change.hints if hint not in seen]
+        seen.update(fresh)
+        paired.append((change, fresh))
+    return paired
 
 
 def compare(baseline: Measurement, current: Measurement, rules: Rules) -> Verdict:

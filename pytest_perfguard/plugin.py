@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from .baseline import Baseline, BaselineError, atomic_write, set_aside_unreadable
-from .compare import Rules, compare, new_verdict, other_environment_verdict
+from .compare import Rules, judge, unique_hints
 from .options import OPTIONS, RULE_MARKER_KEYS, base_rules, dest, resolve
 from .record import Measurement
 from .results import ResultEntry, RunResults
@@ -50,7 +50,6 @@ class PerfguardSession:
     collected_ids: set[str] = field(default_factory=set)
     results: RunResults | None = None
     messages: list[str] = field(default_factory=list)
-    trace_links: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -61,16 +60,7 @@ class PerfguardSession:
         return bool(self.settings["perfguard_update"])
 
     def judge(self, measurement: Measurement, rules: Rules) -> ResultEntry:
-        verdict = new_verdict(measurement)
-        if self.baseline is not None:
-            previous = self.baseline.lookup(measurement)
-            if previous is not None:
-                verdict = compare(previous, measurement, rules)
-            else:
-                others = self.baseline.other_environment_labels(measurement)
-                if others:
-                    verdict = other_environment_verdict(measurement, others)
-        return ResultEntry(measurement, verdict)
+        return ResultEntry(measurement, judge(self.baseline, measurement, rules))
 
 
 session_key = pytest.StashKey[PerfguardSession]()
@@ -425,9 +415,8 @@ def _failure_message(entry: ResultEntry, *, strict: bool) -> str:
             if strict else f"perfguard: {m.key} regressed against the baseline")
     lines = [head + f" ({m.environment.label()})"]
     changes = verdict.improvements if strict else verdict.regressions
-    for change in changes:
+    for change, hints in unique_hints(changes):
         lines.append(f"  {change.describe()}")
-        for hint in change.hints:
-            lines.append(f"    likely cause: {hint}")
+        lines.extend(f"    likely cause: {hint}" for hint in hints)
     lines.append("If this change is intended, accept it: pytest --perfguard --perfguard-update")
     return "\n".join(lines)

@@ -410,13 +410,9 @@ def _time_interleaved(
 
 def _time_one(call: _Call, device: torch.device) -> float:
     if device.type == "cuda":
-        start_event = torch.cuda.Event(enable_timing=True)
-        end_event = torch.cuda.Event(enable_timing=True)
-        start_event.record()
-        call()
-        end_event.record()
-        end_event.synchronize()
-        return float(start_event.elapsed_time(end_event)) / 1e3
+        from .collectors.peaks import cuda_event_seconds
+
+        return cuda_event_seconds(torch, call)
     start = time.perf_counter()
     call()
     return time.perf_counter() - start

@@ -128,7 +128,6 @@ class CompileRecorder:
     graphs: list[CompiledGraphInfo] = field(default_factory=list)
     #: compile id -> bytes inductor's scheduler counted (forward and backward graphs).
     bytes_by_compile_id: dict[str, int] = field(default_factory=dict)
-    backend_seconds: float = 0.0
     first_call_done: bool = False
     bytes_unavailable: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -187,8 +186,6 @@ def recording_backend(inner: Any, recorder: CompileRecorder) -> Callable[..., An
     what ``torch._dynamo.explain`` reads for its break reasons; it holds the reason and the
     user's stack where the graph ended.
     """
-    import time
-
     def perfguard_backend(gm: Any, example_inputs: Any, **kwargs: Any) -> Any:
         reason_obj = getattr(gm, "compile_subgraph_reason", None)
         user_frame = None
@@ -204,11 +201,7 @@ def recording_backend(inner: Any, recorder: CompileRecorder) -> Callable[..., An
         )
         with recorder._lock:
             recorder.graphs.append(info)
-        start = time.perf_counter()
-        try:
-            return inner(gm, example_inputs, **kwargs)
-        finally:
-            recorder.backend_seconds += time.perf_counter() - start
+        return inner(gm, example_inputs, **kwargs)
 
     return perfguard_backend
 
@@ -345,18 +338,13 @@ METADATA_OPS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class OpKind:
-    #: "kernel" (does work), "composite" (decomposes: look at its children),
-    #: "view"/"metadata" (no work), "unknown" (not an operator, e.g. a Python range).
-    kind: str
+_op_kind_cache: dict[str, str] = {}
 
 
-_op_kind_cache: dict[str, OpKind] = {}
-
-
-def classify_op(qualified_name: str) -> OpKind:
-    """Classify a profiler event name such as ``aten::mul`` or ``mylib::op``.
+def classify_op(qualified_name: str) -> str:
+    """Classify a profiler event name such as ``aten::mul`` or ``mylib::op``: "kernel"
+    (does work), "composite" (decomposes: look at its children), "view"/"metadata" (no
+    work), "custom" (a user's op), "unknown" (not an operator, e.g. a Python range).
 
     Uses ``OpOverload.has_kernel_for_dispatch_key(CompositeImplicitAutograd)`` (decomposes
     before reaching a kernel) and ``OpOverload.is_view``, over all overloads of the name
@@ -370,17 +358,17 @@ def classify_op(qualified_name: str) -> OpKind:
     return kind
 
 
-def _classify_uncached(qualified_name: str) -> OpKind:
+def _classify_uncached(qualified_name: str) -> str:
     if "::" not in qualified_name:
-        return OpKind("unknown")
+        return "unknown"
     namespace, _, name = qualified_name.partition("::")
     if namespace in ("aten", "prims") and name in METADATA_OPS:
-        return OpKind("metadata")
+        return "metadata"
     try:
         packet = getattr(getattr(torch.ops, namespace), name)
         overload_names = packet.overloads()
     except (AttributeError, RuntimeError):
-        return OpKind("unknown")
+        return "unknown"
     composite_key = torch._C.DispatchKey.CompositeImplicitAutograd
     composite, views, total = 0, 0, 0
     for overload in overload_names:
@@ -399,16 +387,16 @@ def _classify_uncached(qualified_name: str) -> OpKind:
         composite += int(is_composite)
         views += int(is_view)
     if total == 0:
-        return OpKind("unknown")
+        return "unknown"
     if composite == total:
-        return OpKind("composite")
+        return "composite"
     if views == total:
-        return OpKind("view")
+        return "view"
     if namespace not in ("aten", "prims", "mkldnn", "quantized", "_quantized", "onednn"):
         # A user's custom op: its Python implementation may launch aten kernels of its own;
         # the counter looks inside it and counts it as one kernel only if it holds none.
-        return OpKind("custom")
-    return OpKind("kernel")
+        return "custom"
+    return "kernel"
 
 
 def cpu_capability() -> str:

@@ -95,16 +95,13 @@ def count_cpu_kernels(events: Iterable[Any]) -> KernelCount:
     def visit(node: _Node, in_graph: bool) -> int:
         """Returns how many kernels were counted in this subtree."""
         name = node.name
-        if name.startswith(COMPILED_REGION_PREFIX):
-            match = _REGION_ID.search(name)
-            if match:
-                result.compiled_regions.append(match.group(1))
+        _note_region(name, result)
         if name.startswith(COMPILED_GRAPH_PREFIX):
             return sum(visit(child, True) for child in node.children)
         if in_graph and _GENERATED_KERNEL.search(name):
             names[(normalize_kernel_name(name), "generated")] += 1
             return 1
-        kind = classify_op(name).kind
+        kind = classify_op(name)
         if kind == "kernel":
             names[(name, "aten")] += 1
             if not in_graph:
@@ -129,6 +126,14 @@ def count_cpu_kernels(events: Iterable[Any]) -> KernelCount:
     return result
 
 
+def _note_region(name: str, result: KernelCount) -> None:
+    """Record the compile id of a ``Torch-Compiled Region: 1/0`` event."""
+    if name.startswith(COMPILED_REGION_PREFIX):
+        match = _REGION_ID.search(name)
+        if match:
+            result.compiled_regions.append(match.group(1))
+
+
 def normalize_kernel_name(name: str) -> str:
     """Drop inductor's process-wide graph counter (``graph_3_cpp_fused_x_0`` ->
     ``cpp_fused_x_0``) so names do not depend on which tests ran before."""
@@ -142,10 +147,7 @@ def count_device_kernels(events: Iterable[Any]) -> KernelCount:
     seconds: dict[tuple[str, str], float] = {}
     for event in events:
         if not _is_device_event(event):
-            if event.name.startswith(COMPILED_REGION_PREFIX):
-                match = _REGION_ID.search(event.name)
-                if match:
-                    result.compiled_regions.append(match.group(1))
+            _note_region(event.name, result)
             continue
         if event.name.startswith("## ") or getattr(event, "is_user_annotation", False):
             # Range annotations mirrored on the GPU timeline ("## Call CompiledFxGraph ##"

@@ -9,7 +9,6 @@ imports torch, lazily, so the rest reads on any machine.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,21 +199,23 @@ def calibrate(device: Any, dtype: Any) -> Peaks:
     return peaks
 
 
+def cuda_event_seconds(torch: Any, run: Callable[[], object]) -> float:
+    """Device time of one ``run()`` on the current stream, from a pair of CUDA events."""
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record()
+    run()
+    end.record()
+    end.synchronize()
+    return float(start.elapsed_time(end)) / 1000.0
+
+
 def _best_seconds(torch: Any, run: Callable[[], object]) -> float:
     """The fastest of a few CUDA-event timings of ``run`` after warm-up."""
     for _ in range(_WARMUP):
         run()
     torch.cuda.synchronize()
-    best = math.inf
-    for _ in range(_REPEATS):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        run()
-        end.record()
-        end.synchronize()
-        best = min(best, start.elapsed_time(end) / 1000.0)
-    return best
+    return min(cuda_event_seconds(torch, run) for _ in range(_REPEATS))
 
 
 def _copy_bandwidth(torch: Any, dev: Any) -> float:

@@ -6,7 +6,6 @@ import hashlib
 import html
 import re
 from collections import Counter
-from collections.abc import Iterable
 
 from ..compare import STATUS_ORDER, Change
 from ..record import Environment, Measurement
@@ -96,21 +95,6 @@ def intensity(value: float | None) -> str:
     if value is None:
         return MISSING
     return f"{value:,.0f} FLOP/B" if value >= 1000 else f"{value:.3g} FLOP/B"
-
-
-def unique_hints(changes: Iterable[Change]) -> list[tuple[Change, list[str]]]:
-    """Each change with the hints not already given for an earlier change of the same test.
-
-    ``compare`` attaches the same likely causes (a new graph break, a kernel that appeared)
-    to every metric they moved; a report says each cause once, under the first metric.
-    """
-    seen: set[str] = set()
-    paired = []
-    for change in changes:
-        fresh = [hint for hint in change.hints if hint not in seen]
-        seen.update(fresh)
-        paired.append((change, fresh))
-    return paired
 
 
 def metric_value(metric: str, value: float | None) -> str:

@@ -17,6 +17,7 @@ from functools import lru_cache
 import jinja2
 from markupsafe import Markup
 
+from ..compare import unique_hints
 from ..record import Environment, Measurement, ModeRecord
 from ..results import ResultEntry, RunResults
 from . import _svg
@@ -38,7 +39,6 @@ from ._format import (
     short_label,
     speedup_text,
     status_counts,
-    unique_hints,
 )
 
 #: How many tests a bar chart shows at most (regressed first, then the largest values).

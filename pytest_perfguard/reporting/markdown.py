@@ -8,6 +8,7 @@ nor inject markup.
 
 from __future__ import annotations
 
+from ..compare import unique_hints
 from ..record import Environment, Kernel, Measurement, ModeRecord
 from ..results import ResultEntry, RunResults
 from ._format import (
@@ -27,7 +28,6 @@ from ._format import (
     percent,
     ratio,
     speedup_text,
-    unique_hints,
 )
 
 

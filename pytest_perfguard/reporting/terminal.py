@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from ..compare import unique_hints
 from ..results import ResultEntry, RunResults
 from ._format import (
     count,
@@ -20,7 +21,6 @@ from ._format import (
     ratio,
     speedup_text,
     truncate,
-    unique_hints,
 )
 
 #: Column headers of the summary table; each test's id is on its own line above its rows,
