@@ -1,12 +1,17 @@
 """The ``perfguard`` command: work with baselines and results outside pytest. No torch.
 
-    perfguard update [RESULTS.json ...] [--baseline PATH] [--prune]
-    perfguard compare BASELINE RESULTS
+    perfguard update [RESULTS.json ...] [--baseline PATH] [--only-failed]
+    perfguard compare BASELINE RESULTS [--bytes-tolerance X ...]
     perfguard show [BASELINE]
     perfguard report RESULTS.json [...] [--html FILE] [--markdown FILE]
     perfguard export RESULTS.json --format {github-action-benchmark,bencher} [-o FILE]
 
-Exit codes: 0 ok, 1 regression (compare), 2 usage or file error.
+``compare`` judges each result with the rules it was judged with in pytest (a test's
+``@pytest.mark.perfguard`` overrides included, as recorded in results.json), through the same
+:func:`~pytest_perfguard.compare.judge` the plugin calls, so the two cannot disagree; a rule
+given on the command line overrides it for every result.
+
+Exit codes: 0 ok, 1 a failing verdict (compare), 2 usage or file error.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .baseline import DEFAULT_BASELINE, Baseline, BaselineError, atomic_write
-from .compare import Rules, judge
+from .compare import judge
 from .results import ResultEntry, ResultsError, RunResults
+from .settings import SettingError, add_cli_rule_arguments, cli_rule_overrides
 
 DEFAULT_RESULTS = Path(".perfguard") / "report" / "results.json"
 
@@ -28,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (BaselineError, ResultsError, ValueError) as exc:
+    except (BaselineError, ResultsError, SettingError, ValueError) as exc:
         print(f"perfguard: error: {exc}", file=sys.stderr)
         return 2
 
@@ -48,9 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="compare results with a baseline; exit 1 on regression")
     cmp.add_argument("baseline", type=Path)
     cmp.add_argument("results", type=Path)
-    cmp.add_argument("--bytes-tolerance", type=float, default=None)
-    cmp.add_argument("--utilisation-tolerance", type=float, default=None)
-    cmp.add_argument("--strict", action="store_true", default=None)
+    add_cli_rule_arguments(cmp)
     cmp.set_defaults(func=_cmd_compare)
 
     show = sub.add_parser("show", help="what a baseline holds, per environment")
@@ -80,8 +84,9 @@ def _cmd_update(args: argparse.Namespace) -> int:
         results = RunResults.load(path)
         chosen = [e for e in results.entries
                   if not args.only_failed or e.verdict.status in ("regressed", "improved")]
+        # Timings stay in an entry only where its test gated on time (its own rules).
         keep_time = {e.measurement.key for e in chosen
-                     if results.rules.get("time") and e.measurement.compiled.time is not None}
+                     if e.verdict.rules.time and e.measurement.compiled.time is not None}
         baseline.update([e.measurement for e in chosen], keep_time_for=keep_time)
         count += len(chosen)
     baseline.save()
@@ -91,27 +96,26 @@ def _cmd_update(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .reporting import render_terminal
+    from .reporting import describe_change, render_terminal
 
+    overrides = cli_rule_overrides(args)
     baseline = Baseline.load(args.baseline, missing_ok=False)
     results = RunResults.load(args.results)
-    known = set(Rules().__dict__)
-    rules = Rules(**{k: v for k, v in results.rules.items() if k in known}).updated(
-        bytes_tolerance=args.bytes_tolerance,
-        utilisation_tolerance=args.utilisation_tolerance,
-        strict=args.strict,
-    )
-    entries = []
-    for entry in results.entries:
-        entries.append(ResultEntry(entry.measurement, judge(baseline, entry.measurement, rules)))
+    entries = [
+        ResultEntry(e.measurement,
+                    judge(baseline, e.measurement, e.verdict.rules.replace(**overrides)))
+        for e in results.entries
+    ]
     compared = RunResults(entries=entries, created=results.created,
-                          tool_version=results.tool_version, rules=rules.__dict__.copy(),
+                          tool_version=results.tool_version, rules=results.rules,
                           baseline_path=str(args.baseline))
     print(render_terminal(compared, verbose=True))
-    failing = [e for e in entries if e.verdict.fails(rules)]
+    failing = [e for e in entries if e.verdict.fails]
     for entry in failing:
-        print(f"FAILED {entry.measurement.key}: " + "; ".join(
-            c.describe() for c in (entry.verdict.regressions or entry.verdict.improvements)))
+        changes = entry.verdict.regressions or entry.verdict.improvements
+        reason = "; ".join(describe_change(c) for c in changes) or (
+            "no baseline entry for this environment and require_baseline is set")
+        print(f"FAILED {entry.measurement.key}: {reason}")
     return 1 if failing else 0
 
 

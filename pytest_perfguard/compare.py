@@ -1,16 +1,21 @@
-"""The comparison: a pure function from (baseline, current, rules) to a verdict.
+"""The comparison: pure functions from (baseline, current, rules) to a verdict. No torch, no I/O.
 
-No torch, no I/O. The plugin and ``perfguard compare`` both call :func:`compare`.
+:func:`judge` is the one place a verdict is made; the plugin and ``perfguard compare`` /
+``perfguard update`` all call it, and the verdict carries the :class:`Rules` that made it,
+so a later reader of results.json reaches the same verdict. Each gated metric is one
+:class:`Check` object in :data:`CHECKS`; presentation (how a change reads) lives in
+``reporting``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .record import Measurement
+from .settings import Rules
 
 if TYPE_CHECKING:
     from .baseline import Baseline
@@ -25,34 +30,6 @@ STATUS_ORDER: dict[str, int] = {
     "other-environment": 3,
     "unchanged": 4,
 }
-
-
-@dataclass
-class Rules:
-    """Tolerances and switches for one comparison (defaults from the issue)."""
-
-    #: Allowed relative growth of compiled bytes moved (0.01 = 1%).
-    bytes_tolerance: float = 0.01
-    #: Allowed relative drop of utilisation metrics (0.10 = 10%).
-    utilisation_tolerance: float = 0.10
-    #: Gate on wall time (off by default: shared runners are noisy).
-    time: bool = False
-    #: With ``time``: the minimum relative slowdown of the median that counts.
-    time_min_effect: float = 0.10
-    #: With ``time``: significance level of the Mann-Whitney U test on the samples.
-    time_alpha: float = 0.01
-    #: Treat improvements beyond tolerance that were not accepted as failures.
-    strict: bool = False
-    #: Gate on NVML's sampled GPU utilisation too. Off by default: on an H100 it moved by
-    #: up to 60% between identical runs of small models (NVML averages over up to 1 s).
-    nvml: bool = False
-
-    def updated(self, **overrides: Any) -> Rules:
-        values = {**self.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
-        unknown = set(values) - set(self.__dict__)
-        if unknown:
-            raise ValueError(f"unknown perfguard rule(s): {', '.join(sorted(unknown))}")
-        return Rules(**values)
 
 
 @dataclass
@@ -73,24 +50,17 @@ class Change:
             return None
         return (self.current - self.baseline) / self.baseline
 
-    def describe(self) -> str:
-        rel = self.relative
-        change = f" ({rel:+.1%})" if rel is not None else ""
-        return (
-            f"{self.metric}: baseline {_fmt(self.baseline)}, current {_fmt(self.current)}"
-            f"{change}"
-        )
-
 
 @dataclass
 class Verdict:
-    """The outcome of comparing one measurement with its baseline."""
+    """The outcome of judging one measurement, with the rules that decided it."""
 
     key: str
     status: Status
     changes: list[Change] = field(default_factory=list)
     #: For "other-environment": the labels of environments the baseline does hold.
     note: str = ""
+    rules: Rules = field(default_factory=Rules)
 
     @property
     def regressions(self) -> list[Change]:
@@ -100,14 +70,27 @@ class Verdict:
     def improvements(self) -> list[Change]:
         return [c for c in self.changes if c.direction == "improved"]
 
-    def fails(self, rules: Rules) -> bool:
-        return self.status == "regressed" or (rules.strict and self.status == "improved")
+    @property
+    def missing_baseline(self) -> bool:
+        """No entry to compare with, and the rules require one."""
+        return self.rules.require_baseline and self.status in ("new", "other-environment")
+
+    @property
+    def fails(self) -> bool:
+        """Whether this verdict fails its test, by its own rules."""
+        return (
+            self.status == "regressed"
+            or (self.rules.strict and self.status == "improved")
+            or self.missing_baseline
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "status": self.status,
             "note": self.note,
+            "fails": self.fails,
+            "rules": self.rules.to_dict(),
             "changes": [
                 {
                     "metric": c.metric,
@@ -122,11 +105,17 @@ class Verdict:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+    def from_dict(cls, data: Mapping[str, Any], *, default_rules: Rules | None = None,
+                  source: str = "<verdict>") -> Verdict:
+        """Read a verdict; ``default_rules`` for files written before verdicts carried rules."""
+        rules_data = data.get("rules")
+        rules = (Rules.from_dict(rules_data, source) if isinstance(rules_data, Mapping)
+                 else default_rules or Rules())
         return cls(
             key=data["key"],
             status=data["status"],
             note=data.get("note", ""),
+            rules=rules,
             changes=[
                 Change(
                     metric=c["metric"],
@@ -140,21 +129,138 @@ class Verdict:
         )
 
 
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "unavailable"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.4g}"
-    return f"{int(value):,}"
+# ----------------------------------------------------------------------------------------
+# Checks: one object per gated metric
+# ----------------------------------------------------------------------------------------
+
+#: Which likely causes a check's regression carries: "fusion" (kernels that appeared or
+#: vanished, and new graph breaks), "breaks" (new graph breaks), or none.
+HintKind = Literal["fusion", "breaks", "none"]
 
 
-def new_verdict(current: Measurement) -> Verdict:
-    return Verdict(key=current.key, status="new")
+@dataclass(frozen=True)
+class Check:
+    """One metric compared between baseline and current measurement."""
+
+    metric: str
+    read: Callable[[Measurement], float | None]
+    hints: HintKind = "none"
+    #: Whether the rules switch this check on (time and NVML checks are opt-in).
+    enabled: Callable[[Rules], bool] = lambda rules: True
+
+    def direction(self, base: float, cur: float, rules: Rules) -> str:
+        raise NotImplementedError
+
+    def evaluate(self, baseline: Measurement, current: Measurement, rules: Rules,
+                 hints: Mapping[str, list[str]]) -> Change | None:
+        base, cur = self.read(baseline), self.read(current)
+        if base is None or cur is None or base == cur or not self.enabled(rules):
+            return None
+        direction = self.direction(base, cur, rules)
+        attached = list(hints.get(self.hints, [])) if direction == "regressed" else []
+        return Change(self.metric, base, cur, direction, attached)
 
 
-def other_environment_verdict(current: Measurement, labels: list[str]) -> Verdict:
-    note = "baseline holds only other environments: " + "; ".join(labels)
-    return Verdict(key=current.key, status="other-environment", note=note)
+@dataclass(frozen=True)
+class ExactCheck(Check):
+    """A deterministic count: any increase is a regression, any decrease an improvement."""
+
+    def direction(self, base: float, cur: float, rules: Rules) -> str:
+        return "regressed" if cur > base else "improved"
+
+
+@dataclass(frozen=True)
+class RelativeCheck(Check):
+    """A relative change beyond the tolerance the rules give."""
+
+    tolerance: Callable[[Rules], float] = lambda rules: 0.0
+    higher_is_worse: bool = True
+
+    def direction(self, base: float, cur: float, rules: Rules) -> str:
+        rel = (math.inf if cur > 0 else -math.inf) if base == 0 else (cur - base) / abs(base)
+        tolerance = self.tolerance(rules)
+        worse = rel > tolerance if self.higher_is_worse else rel < -tolerance
+        better = rel < -tolerance if self.higher_is_worse else rel > tolerance
+        return "regressed" if worse else "improved" if better else "changed"
+
+
+@dataclass(frozen=True)
+class TimeCheck(Check):
+    """Median wall time: a slowdown beyond ``time_min_effect`` that a two-sided Mann-Whitney
+    U test over the samples finds significant at ``time_alpha``."""
+
+    mode: str = "compiled"
+
+    def evaluate(self, baseline: Measurement, current: Measurement, rules: Rules,
+                 hints: Mapping[str, list[str]]) -> Change | None:
+        if not rules.time:
+            return None
+        base_t, cur_t = getattr(baseline, self.mode).time, getattr(current, self.mode).time
+        if base_t is None or cur_t is None or not base_t.samples or not cur_t.samples:
+            return None
+        rel = (cur_t.median - base_t.median) / base_t.median if base_t.median else 0.0
+        p_value = mann_whitney_p(base_t.samples, cur_t.samples)
+        if p_value >= rules.time_alpha or abs(rel) <= rules.time_min_effect:
+            return None
+        if rel > 0:
+            return Change(self.metric, base_t.median, cur_t.median, "regressed",
+                          [f"Mann-Whitney p={p_value:.2g} over {len(base_t.samples)}+"
+                           f"{len(cur_t.samples)} samples"])
+        return Change(self.metric, base_t.median, cur_t.median, "improved", [])
+
+
+def _utilisation(mode: str, attribute: str) -> Callable[[Measurement], float | None]:
+    def read(m: Measurement) -> float | None:
+        util = getattr(m, mode).utilisation
+        return None if util is None else getattr(util, attribute)
+    return read
+
+
+def _nvml(mode: str) -> Callable[[Measurement], float | None]:
+    def read(m: Measurement) -> float | None:
+        nvml = getattr(m, mode).nvml
+        return None if nvml is None else nvml.gpu_util_percent
+    return read
+
+
+def _checks() -> tuple[Check, ...]:
+    checks: list[Check] = [
+        # Fusion: deterministic counts are compared exactly.
+        ExactCheck("compiled kernel_launches", lambda m: m.compiled.kernel_launches, "fusion"),
+        ExactCheck("graph_breaks", lambda m: m.compiled.graph_breaks, "breaks"),
+        ExactCheck("recompiles", lambda m: m.compiled.recompiles),
+        RelativeCheck("compiled bytes_moved", lambda m: m.compiled.bytes_moved, "fusion",
+                      tolerance=lambda r: r.bytes_tolerance),
+        RelativeCheck("fusion_ratio", lambda m: m.fusion_ratio, "fusion",
+                      tolerance=lambda r: 1e-9, higher_is_worse=False),
+        # Capacity: the other half of the memory wall.
+        RelativeCheck("compiled peak_memory", lambda m: m.compiled.peak_memory,
+                      tolerance=lambda r: r.memory_tolerance),
+        RelativeCheck("memory_ratio", lambda m: m.memory_ratio,
+                      tolerance=lambda r: r.memory_tolerance, higher_is_worse=False),
+    ]
+    for mode in ("eager", "compiled"):
+        # Utilisation (GPU): a drop beyond tolerance is a regression.
+        for attribute in ("bandwidth_utilisation", "flop_utilisation"):
+            checks.append(RelativeCheck(f"{mode} {attribute}", _utilisation(mode, attribute),
+                                        tolerance=lambda r: r.utilisation_tolerance,
+                                        higher_is_worse=False))
+        checks.append(RelativeCheck(f"{mode} nvml_gpu_util_percent", _nvml(mode),
+                                    enabled=lambda r: r.nvml,
+                                    tolerance=lambda r: r.utilisation_tolerance,
+                                    higher_is_worse=False))
+    checks += [TimeCheck(f"{mode} time_median_s", lambda m: None, mode=mode)
+               for mode in ("eager", "compiled")]
+    return tuple(checks)
+
+
+#: Every gated metric, in the order a failure lists them.
+CHECKS: tuple[Check, ...] = _checks()
+
+
+# ----------------------------------------------------------------------------------------
+# Verdicts
+# ----------------------------------------------------------------------------------------
 
 
 def judge(baseline: Baseline | None, current: Measurement, rules: Rules) -> Verdict:
@@ -164,7 +270,30 @@ def judge(baseline: Baseline | None, current: Measurement, rules: Rules) -> Verd
     if previous is not None:
         return compare(previous, current, rules)
     others = baseline.other_environment_labels(current) if baseline is not None else []
-    return other_environment_verdict(current, others) if others else new_verdict(current)
+    if others:
+        note = "baseline holds only other environments: " + "; ".join(others)
+        return Verdict(key=current.key, status="other-environment", note=note, rules=rules)
+    return Verdict(key=current.key, status="new", rules=rules)
+
+
+def compare(baseline: Measurement, current: Measurement, rules: Rules) -> Verdict:
+    """Compare two measurements of the same test in the same environment."""
+    if baseline.environment.key() != current.environment.key():
+        raise ValueError(
+            f"refusing to compare {current.key!r} across environments: baseline "
+            f"{baseline.environment.label()} vs current {current.environment.label()}"
+        )
+    breaks = _graph_break_hints(baseline, current)
+    hints = {"fusion": _kernel_hints(baseline, current) + breaks, "breaks": breaks}
+    changes = [change for check in CHECKS
+               if (change := check.evaluate(baseline, current, rules, hints)) is not None]
+    if any(c.direction == "regressed" for c in changes):
+        status: Status = "regressed"
+    elif any(c.direction == "improved" for c in changes):
+        status = "improved"
+    else:
+        status = "unchanged"
+    return Verdict(key=current.key, status=status, changes=changes, rules=rules)
 
 
 def unique_hints(changes: Iterable[Change]) -> list[tuple[Change, list[str]]]:
@@ -180,110 +309,6 @@ def unique_hints(changes: Iterable[Change]) -> list[tuple[Change, list[str]]]:
         seen.update(fresh)
         paired.append((change, fresh))
     return paired
-
-
-def compare(baseline: Measurement, current: Measurement, rules: Rules) -> Verdict:
-    """Compare two measurements of the same test in the same environment."""
-    if baseline.environment.key() != current.environment.key():
-        raise ValueError(
-            f"refusing to compare {current.key!r} across environments: baseline "
-            f"{baseline.environment.label()} vs current {current.environment.label()}"
-        )
-    changes: list[Change] = []
-    base_c, cur_c = baseline.compiled, current.compiled
-
-    kernel_hints = _kernel_hints(baseline, current)
-    break_hints = _graph_break_hints(baseline, current)
-
-    # Fusion: deterministic counts are compared exactly.
-    changes += _exact("compiled kernel_launches", base_c.kernel_launches, cur_c.kernel_launches,
-                      kernel_hints + break_hints)
-    changes += _exact("graph_breaks", base_c.graph_breaks, cur_c.graph_breaks, break_hints)
-    changes += _exact("recompiles", base_c.recompiles, cur_c.recompiles, [])
-    changes += _relative("compiled bytes_moved", base_c.bytes_moved, cur_c.bytes_moved,
-                         rules.bytes_tolerance, higher_is_worse=True,
-                         hints=kernel_hints + break_hints)
-    changes += _relative("fusion_ratio", baseline.fusion_ratio, current.fusion_ratio,
-                         1e-9, higher_is_worse=False, hints=kernel_hints + break_hints)
-
-    # Utilisation (GPU): a drop beyond tolerance is a regression.
-    for mode in ("eager", "compiled"):
-        base_u = getattr(baseline, mode).utilisation
-        cur_u = getattr(current, mode).utilisation
-        if base_u is not None and cur_u is not None:
-            changes += _relative(f"{mode} bandwidth_utilisation", base_u.bandwidth_utilisation,
-                                 cur_u.bandwidth_utilisation, rules.utilisation_tolerance,
-                                 higher_is_worse=False, hints=[])
-            changes += _relative(f"{mode} flop_utilisation", base_u.flop_utilisation,
-                                 cur_u.flop_utilisation, rules.utilisation_tolerance,
-                                 higher_is_worse=False, hints=[])
-        base_n = getattr(baseline, mode).nvml
-        cur_n = getattr(current, mode).nvml
-        if rules.nvml and base_n is not None and cur_n is not None:
-            changes += _relative(f"{mode} nvml_gpu_util_percent", base_n.gpu_util_percent,
-                                 cur_n.gpu_util_percent, rules.utilisation_tolerance,
-                                 higher_is_worse=False, hints=[])
-
-    if rules.time:
-        for mode in ("eager", "compiled"):
-            changes += _time_change(mode, baseline, current, rules)
-
-    if any(c.direction == "regressed" for c in changes):
-        status: Status = "regressed"
-    elif any(c.direction == "improved" for c in changes):
-        status = "improved"
-    else:
-        status = "unchanged"
-    return Verdict(key=current.key, status=status, changes=changes)
-
-
-def _exact(metric: str, base: int | None, cur: int | None, hints: list[str]) -> list[Change]:
-    if base is None or cur is None or base == cur:
-        return []
-    direction = "regressed" if cur > base else "improved"
-    return [Change(metric, base, cur, direction, hints if direction == "regressed" else [])]
-
-
-def _relative(
-    metric: str,
-    base: float | None,
-    cur: float | None,
-    tolerance: float,
-    *,
-    higher_is_worse: bool,
-    hints: list[str],
-) -> list[Change]:
-    if base is None or cur is None or base == cur:
-        return []
-    if base == 0:
-        rel = math.inf if cur > 0 else -math.inf
-    else:
-        rel = (cur - base) / abs(base)
-    worse = rel > tolerance if higher_is_worse else rel < -tolerance
-    better = rel < -tolerance if higher_is_worse else rel > tolerance
-    if worse:
-        return [Change(metric, base, cur, "regressed", hints)]
-    if better:
-        return [Change(metric, base, cur, "improved", [])]
-    return [Change(metric, base, cur, "changed", [])]
-
-
-def _time_change(mode: str, baseline: Measurement, current: Measurement, rules: Rules) -> list[Change]:
-    base_t = getattr(baseline, mode).time
-    cur_t = getattr(current, mode).time
-    if base_t is None or cur_t is None or not base_t.samples or not cur_t.samples:
-        return []
-    rel = (cur_t.median - base_t.median) / base_t.median if base_t.median else 0.0
-    p_value = mann_whitney_p(base_t.samples, cur_t.samples)
-    metric = f"{mode} time_median_s"
-    significant = p_value < rules.time_alpha
-    if significant and rel > rules.time_min_effect:
-        return [Change(metric, base_t.median, cur_t.median, "regressed",
-                       [f"Mann-Whitney p={p_value:.2g} over {len(base_t.samples)}+"
-                        f"{len(cur_t.samples)} samples"])]
-    if significant and rel < -rules.time_min_effect:
-        return [Change(metric, base_t.median, cur_t.median, "improved", [])]
-    return []
 
 
 def mann_whitney_p(a: list[float], b: list[float]) -> float:
@@ -332,8 +357,13 @@ def _kernel_hints(baseline: Measurement, current: Measurement) -> list[str]:
 
 def _graph_break_hints(baseline: Measurement, current: Measurement) -> list[str]:
     seen = {(g.short_reason, g.location) for g in baseline.compiled.graph_break_details}
-    return [
-        f"new graph break at {g.location}: {g.short_reason}"
-        for g in current.compiled.graph_break_details
-        if (g.short_reason, g.location) not in seen
-    ]
+    hints: list[str] = []
+    for g in current.compiled.graph_break_details:
+        hint = f"new graph break at {g.location}: {g.short_reason}"
+        if (g.short_reason, g.location) not in seen and hint not in hints:
+            hints.append(hint)
+    return hints
+
+
+__all__ = ["CHECKS", "Change", "Check", "Rules", "STATUS_ORDER", "Verdict", "compare", "judge",
+           "mann_whitney_p", "unique_hints"]

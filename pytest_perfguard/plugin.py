@@ -1,19 +1,20 @@
 """The pytest plugin: thin glue between pytest and runner / baseline / compare / reporting.
 
-- The ``perfguard`` fixture is always available. Without ``--perfguard`` it runs the model
-  once eager and once compiled and checks numerics (a fast local mode).
-- With ``--perfguard`` (or ``--perfguard-update``) :class:`PerfguardPlugin` is registered:
-  each test's measurements are compared with the baseline and a regressed test fails on
-  its own (in ``pytest_runtest_makereport``); the controller writes the reports, and on
-  update the baseline. xdist workers never write files: they send JSON through
-  ``config.workeroutput``.
+- The ``perfguard`` fixture is always available and only measures. Without ``--perfguard``
+  it runs the model once eager and once compiled and checks numerics (a fast local mode).
+- With ``--perfguard`` (or ``--perfguard-update``) :class:`PerfguardPlugin` is registered.
+  Each measurement is judged (:func:`~pytest_perfguard.compare.judge`, with the rules of
+  its test) when its test's report is made; a failing verdict fails that test on its own.
+  The judged entries travel on the test's report, so under pytest-xdist they reach the
+  controller as each test finishes (a worker that crashes later loses nothing), and the
+  controller alone writes files: the baseline first (on update), then the reports.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,50 +22,59 @@ from typing import Any
 
 import pytest
 
+from . import __version__
 from .baseline import Baseline, BaselineError, atomic_write, set_aside_unreadable
-from .compare import Rules, judge, unique_hints
-from .options import OPTIONS, RULE_MARKER_KEYS, base_rules, dest, resolve
+from .compare import judge
 from .record import Measurement
 from .results import ResultEntry, RunResults
+from .settings import (
+    ProfileOptions,
+    Rules,
+    SessionSettings,
+    SettingError,
+    add_pytest_options,
+    marker_help,
+    profile_options,
+    resolve_pytest_settings,
+    split_marker,
+)
 
-__version__ = "0.1.0"
 
-PROFILE_OPTION_KEYS = {"backend", "mode", "dynamic", "fullgraph", "train", "name", "repeats",
-                       "warmup", "rtol", "atol", "check_numerics"}
+@dataclass
+class TestError:
+    """A test that used the fixture and failed before producing a measurement."""
+
+    test_id: str
+    when: str
+    message: str
 
 
 @dataclass
 class PerfguardSession:
     """Per-session state, kept in ``config.stash``."""
 
-    settings: dict[str, Any]
+    settings: SessionSettings
+    rules: Rules
     rootpath: Path
     baseline_path: Path
     report_dir: Path
     baseline: Baseline | None = None
-    rules: Rules = field(default_factory=Rules)
     is_worker: bool = False
+    #: Judged measurements, gathered from test reports (on the controller).
     entries: list[ResultEntry] = field(default_factory=list)
-    #: Rules per measurement key (markers can change them per test).
-    rules_by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[TestError] = field(default_factory=list)
+    #: Node ids this run collected (deselected ones included): what prune may judge.
     collected_ids: set[str] = field(default_factory=set)
     results: RunResults | None = None
     messages: list[str] = field(default_factory=list)
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.settings["perfguard"] or self.settings["perfguard_update"])
-
-    @property
-    def updating(self) -> bool:
-        return bool(self.settings["perfguard_update"])
-
-    def judge(self, measurement: Measurement, rules: Rules) -> ResultEntry:
-        return ResultEntry(measurement, judge(self.baseline, measurement, rules))
-
 
 session_key = pytest.StashKey[PerfguardSession]()
-entries_key = pytest.StashKey[list[tuple[ResultEntry, Rules]]]()
+#: The measurements a test made, with the rules of that test.
+measured_key = pytest.StashKey[list[tuple[Measurement, Rules]]]()
+#: Report attributes that carry judged entries / an error to the controller (JSON text).
+_ENTRIES_ATTR = "perfguard_entries"
+_ERROR_ATTR = "perfguard_error"
 
 
 # ----------------------------------------------------------------------------------------
@@ -73,47 +83,31 @@ entries_key = pytest.StashKey[list[tuple[ResultEntry, Rules]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("perfguard", "perfguard: gate torch.compile fusion in CI")
-    for option in OPTIONS:
-        if option.kind == "bool":
-            group.addoption(option.flag, action="store_true", dest=dest(option), default=None,
-                            help=option.help)
-            parser.addini(option.ini, option.help + " (ini)", type="bool", default=None)
-        else:
-            group.addoption(option.flag, action="store", dest=dest(option), default=None,
-                            help=option.help)
-            parser.addini(option.ini, option.help + " (ini)", type="string", default="")
+    add_pytest_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "perfguard(**options): per-test perfguard options: rules (bytes_tolerance, "
-        "utilisation_tolerance, time, time_min_effect, time_alpha, strict) and profile "
-        "options (backend, mode, dynamic, fullgraph, train, repeats, warmup, rtol, atol, "
-        "check_numerics)",
-    )
+    config.addinivalue_line("markers", marker_help())
     try:
-        settings = {o.ini: resolve(o, config.getoption(dest(o)), config.getini(o.ini))
-                    for o in OPTIONS}
-    except ValueError as exc:
+        settings, rules = resolve_pytest_settings(config)
+    except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
     rootpath = Path(config.rootpath)
     session = PerfguardSession(
         settings=settings,
+        rules=rules,
         rootpath=rootpath,
-        baseline_path=_under_root(rootpath, settings["perfguard_baseline"]),
-        report_dir=_under_root(rootpath, settings["perfguard_report"]),
-        rules=base_rules(settings),
+        baseline_path=_under_root(rootpath, settings.baseline),
+        report_dir=_under_root(rootpath, settings.report),
         is_worker=hasattr(config, "workerinput"),
     )
     config.stash[session_key] = session
-    if not session.enabled:
+    if not settings.active:
         return
     try:
         session.baseline = Baseline.load(session.baseline_path)
     except BaselineError as exc:
-        if not session.updating:
+        if not settings.update:
             raise pytest.UsageError(
                 f"perfguard: {exc}\nFix or remove the file, or re-create it with "
                 "--perfguard-update (the unreadable file is then kept aside)."
@@ -133,62 +127,78 @@ def _under_root(rootpath: Path, value: str) -> Path:
 
 
 # ----------------------------------------------------------------------------------------
-# The fixture
+# The fixture: it measures, and leaves judging to the plugin
 # ----------------------------------------------------------------------------------------
 
 
 class Profiler:
     """What the ``perfguard`` fixture returns: call it with a model and its inputs."""
 
-    def __init__(self, session: PerfguardSession, item: pytest.Item, marker: dict[str, Any],
-                 trace_dir: Path | None) -> None:
+    def __init__(self, session: PerfguardSession, item: pytest.Item, rules: Rules,
+                 marker_options: dict[str, Any]) -> None:
         self._session = session
         self._item = item
-        self._marker = marker
+        self._rules = rules
+        self._marker_options = marker_options
         self._names: set[str] = set()
-        self._trace_dir = trace_dir
 
     def __call__(self, model: Any, *args: Any, kwargs: dict[str, Any] | None = None,
                  **options: Any) -> Measurement:
         __tracebackhide__ = True
-        from .runner import ProfileOptions, measure
+        from .runner import measure
 
-        unknown = set(options) - PROFILE_OPTION_KEYS
+        nodeid = self._item.nodeid
+        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(ProfileOptions)})
         if unknown:
-            raise TypeError(
-                f"perfguard() got unknown option(s) {', '.join(sorted(unknown))}; model "
-                f"keyword inputs go in kwargs={{...}}. Options: {', '.join(sorted(PROFILE_OPTION_KEYS))}"
-            )
-        merged = {k: v for k, v in self._marker.items() if k in PROFILE_OPTION_KEYS}
-        merged.update(options)
-        profile_options = ProfileOptions(**merged)
-        if profile_options.name in self._names:
-            raise ValueError(
-                f"perfguard: this test already measured name={profile_options.name!r}; "
-                "give each call its own name=..."
-            )
-        self._names.add(profile_options.name)
+            pytest.fail(f"perfguard: perfguard() in {nodeid} got unknown option(s) "
+                        f"{', '.join(unknown)}; the model's keyword inputs go in kwargs={{...}}",
+                        pytrace=False)
+        try:
+            chosen = profile_options({**self._marker_options, **options},
+                                     f"perfguard() in {nodeid}")
+        except SettingError as exc:
+            pytest.fail(f"perfguard: {exc}", pytrace=False)
+        if kwargs is not None and not isinstance(kwargs, dict):
+            pytest.fail(f"perfguard: perfguard() in {nodeid}: kwargs must be a dict of the "
+                        f"model's keyword inputs, got {type(kwargs).__name__}", pytrace=False)
+        if chosen.name in self._names:
+            pytest.fail(f"perfguard: {nodeid} already measured name={chosen.name!r}; give each "
+                        "call its own name=...", pytrace=False)
+        self._names.add(chosen.name)
+        session = self._session
+        trace_dir = None
+        if session.settings.active and session.settings.traces:
+            trace_dir = session.report_dir / "traces" / trace_folder_name(nodeid, chosen.name)
         measurement = measure(
-            model, args, dict(kwargs or {}), profile_options,
-            test_id=self._item.nodeid, profile=self._session.enabled,
-            trace_dir=self._trace_dir,
+            model, args, dict(kwargs or {}), chosen, test_id=nodeid,
+            profile=session.settings.active, trace_dir=trace_dir,
         )
-        if self._session.enabled:
-            rule_overrides = {k: v for k, v in self._marker.items() if k in RULE_MARKER_KEYS}
-            rules = self._session.rules.updated(**rule_overrides)
-            entry = self._session.judge(measurement, rules)
-            self._item.stash.setdefault(entries_key, []).append((entry, rules))
-            self._session.entries.append(entry)
-            self._session.rules_by_key[measurement.key] = rules.__dict__.copy()
+        if session.settings.active:
+            self._item.stash.setdefault(measured_key, []).append((measurement, self._rules))
             _record_junit_properties(self._item, measurement)
         return measurement
+
+
+def trace_folder_name(test_id: str, name: str) -> str:
+    """A folder name for one measurement's traces: readable, never a path, never shared.
+
+    Test ids and measurement names are the user's text (``name="../../x"``, ``a/b`` vs
+    ``a:b``): keep letters, digits, ``._-``, cut to 80 characters, and add a hash of the
+    exact (test id, name) pair so no two measurements share a folder.
+    """
+    import hashlib
+    import re
+
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{test_id}-{name}").strip("._-")[:80]
+    digest = hashlib.sha256(json.dumps([test_id, name]).encode()).hexdigest()[:10]
+    return f"{readable or 'test'}-{digest}"
 
 
 def _record_junit_properties(item: pytest.Item, m: Measurement) -> None:
     prefix = "perfguard" if m.name == "default" else f"perfguard.{m.name}"
     for mode in ("eager", "compiled"):
         record = getattr(m, mode)
-        for metric in ("kernel_launches", "bytes_moved", "flops"):
+        for metric in ("kernel_launches", "bytes_moved", "flops", "peak_memory"):
             item.user_properties.append((f"{prefix}.{mode}.{metric}", getattr(record, metric)))
     item.user_properties.append((f"{prefix}.compiled.graph_breaks", m.compiled.graph_breaks))
     item.user_properties.append((f"{prefix}.compiled.recompiles", m.compiled.recompiles))
@@ -202,21 +212,15 @@ def perfguard(request: pytest.FixtureRequest) -> Profiler:
     marker: dict[str, Any] = {}
     for mark in reversed(list(request.node.iter_markers("perfguard"))):
         if mark.args:
-            raise pytest.UsageError("@pytest.mark.perfguard takes keyword arguments only")
+            pytest.fail(f"perfguard: @pytest.mark.perfguard on {request.node.nodeid} takes "
+                        "keyword arguments only", pytrace=False)
         marker.update(mark.kwargs)
-    unknown = set(marker) - PROFILE_OPTION_KEYS - RULE_MARKER_KEYS
-    if unknown:
-        raise pytest.UsageError(
-            f"@pytest.mark.perfguard: unknown option(s) {', '.join(sorted(unknown))}"
-        )
-    trace_dir = None
-    if session.enabled and session.settings["perfguard_traces"]:
-        trace_dir = session.report_dir / "traces" / _safe_name(request.node.nodeid)
-    return Profiler(session, request.node, marker, trace_dir)
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "test"
+    try:
+        rules, options = split_marker(marker, session.rules,
+                                      f"@pytest.mark.perfguard on {request.node.nodeid}")
+    except SettingError as exc:
+        pytest.fail(f"perfguard: {exc}", pytrace=False)
+    return Profiler(session, request.node, rules, options)
 
 
 # ----------------------------------------------------------------------------------------
@@ -229,48 +233,56 @@ class PerfguardPlugin:
         self.session = session
         self.config = config
 
+    # -- per test: judge, fail, and send the entries on the report -------------------
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        from .reporting import failure_message
+
         outcome = yield
         report = outcome.get_result()
-        if call.when != "call":
+        measured = item.stash.get(measured_key, []) if call.when == "call" else []
+        if not measured:
+            if report.failed and "perfguard" in getattr(item, "fixturenames", ()) and (
+                call.when != "teardown" or not item.stash.get(measured_key, [])
+            ):
+                setattr(report, _ERROR_ATTR, json.dumps(
+                    {"test_id": item.nodeid, "when": call.when, "message": _short_error(report)}))
             return
-        entries = item.stash.get(entries_key, [])
-        if not entries:
+        entries = [ResultEntry(m, judge(self.session.baseline, m, rules)) for m, rules in measured]
+        setattr(report, _ENTRIES_ATTR, json.dumps(
+            [{"measurement": e.measurement.to_dict(), "verdict": e.verdict.to_dict()}
+             for e in entries]))
+        report.sections.append(("perfguard", "\n".join(_entry_summary(e) for e in entries)))
+        if self.session.settings.update:
             return
-        lines, failures = [], []
-        regressed = False
-        for entry, rules in entries:
-            lines.append(_entry_summary(entry))
-            failure = self._failure(entry, rules)
-            if failure:
-                failures.append(failure)
-                regressed = regressed or entry.verdict.fails(rules)
-        report.sections.append(("perfguard", "\n".join(lines)))
-        if failures and report.passed:
+        failing = [e for e in entries if e.verdict.fails]
+        if failing and report.passed:
             report.outcome = "failed"
-            report.longrepr = "\n\n".join(failures)
-            if regressed:
+            report.longrepr = "\n\n".join(failure_message(e) for e in failing)
+            if any(e.verdict.status == "regressed" for e in failing):
                 report.perfguard = "regressed"  # type: ignore[attr-defined]
-
-    def _failure(self, entry: ResultEntry, rules: Rules) -> str | None:
-        if self.session.updating:
-            return None
-        verdict = entry.verdict
-        if verdict.fails(rules):
-            return _failure_message(entry, strict=verdict.status == "improved")
-        if self.session.settings["perfguard_require_baseline"] and verdict.status in (
-            "new", "other-environment"
-        ):
-            return (f"perfguard: no baseline for {entry.measurement.key} in this environment "
-                    f"({entry.measurement.environment.label()}) and "
-                    "--perfguard-require-baseline is set. Record one with --perfguard-update.")
-        return None
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
         if report.when == "call" and getattr(report, "perfguard", None) == "regressed":
             return "failed", "P", ("PERF REGRESSION", {"red": True})
         return None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Controller (or a run without xdist): take the entries a test's report carries."""
+        if self.session.is_worker:
+            return
+        payload = getattr(report, _ENTRIES_ATTR, None)
+        if payload:
+            results = RunResults.from_dict(
+                {"schema": 1, "rules": self.session.rules.to_dict(),
+                 "results": json.loads(payload)}, source=f"report of {report.nodeid}")
+            self.session.entries.extend(results.entries)
+        error = getattr(report, _ERROR_ATTR, None)
+        if error:
+            self.session.errors.append(TestError(**json.loads(error)))
+
+    # -- what the run could see (for prune) ------------------------------------------
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.session.collected_ids.update(item.nodeid for item in items)
@@ -278,83 +290,107 @@ class PerfguardPlugin:
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.session.collected_ids.update(item.nodeid for item in items)
 
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """xdist controller: take a worker's measurements (JSON, never files)."""
-        payload = getattr(node, "workeroutput", {}).get("perfguard")
-        if not payload:
-            return
-        data = json.loads(payload)
-        for item in data["entries"]:
-            results = RunResults.from_dict({"schema": 1, "results": [item]}, source="xdist worker")
-            self.session.entries.extend(results.entries)
-        self.session.rules_by_key.update(data["rules"])
-        self.session.collected_ids.update(data["collected"])
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """xdist controller: the node ids a worker collected (after deselection)."""
+        self.session.collected_ids.update(ids)
+
+    # -- end of the run: baseline first, then reports ---------------------------------
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = self.session
         if state.is_worker:
-            self.config.workeroutput["perfguard"] = json.dumps({  # type: ignore[attr-defined]
-                "entries": [{"measurement": e.measurement.to_dict(),
-                             "verdict": e.verdict.to_dict()} for e in state.entries],
-                "rules": state.rules_by_key,
-                "collected": sorted(state.collected_ids),
-            })
             return
         results = RunResults(
             entries=state.entries,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             tool_version=__version__,
-            rules=state.rules.__dict__.copy(),
+            rules=state.rules.to_dict(),
             baseline_path=str(state.baseline_path),
         )
+        results.errors = list(state.errors)  # type: ignore[attr-defined]
         state.results = results
-        try:
-            self._write_reports(results)
-            if state.updating:
-                self._update_baseline(results)
-        except (BaselineError, OSError) as exc:
-            state.messages.append(f"ERROR: {exc}")
-            if session.exitstatus == 0:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if state.settings.update:
+            if exitstatus == pytest.ExitCode.INTERRUPTED:
+                state.messages.append(
+                    f"ERROR: the run was interrupted: baseline NOT updated ({len(state.entries)} "
+                    "measurement(s) discarded); rerun to update it")
+            else:
+                try:
+                    self._update_baseline(results)
+                except (BaselineError, OSError) as exc:
+                    state.messages.append(f"ERROR: baseline not updated: {exc}")
+                    if session.exitstatus == 0:
+                        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self._write_reports(results)
 
     def _write_reports(self, results: RunResults) -> None:
-        from .reporting import render_html, render_markdown
+        """Reports are artifacts: one that cannot be written is a warning, nothing more."""
+        from .reporting import render_html, render_markdown, render_markdown_summary
 
         report_dir = self.session.report_dir
         try:
             report_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BaselineError(f"{report_dir}: cannot create report directory: {exc}") from exc
-        atomic_write(report_dir / "results.json", results.dumps())
-        markdown = render_markdown(results)
-        atomic_write(report_dir / "report.md", markdown)
-        links = _trace_links(report_dir)
-        atomic_write(report_dir / "report.html", render_html(results, trace_links=links))
+            document = results.to_dict()
+            self.config.hook.pytest_perfguard_update_json(config=self.config, results=document)
+            atomic_write(report_dir / "results.json",
+                         json.dumps(document, indent=2, sort_keys=True) + "\n")
+            atomic_write(report_dir / "report.md", render_markdown(results))
+            links = {e.measurement.key: {kind: os.path.relpath(path, report_dir)
+                                         for kind, path in e.measurement.traces.items()}
+                     for e in results.entries if e.measurement.traces}
+            atomic_write(report_dir / "report.html", render_html(results, trace_links=links))
+            self.session.messages.append(f"report written to {report_dir}")
+        except (BaselineError, OSError) as exc:
+            self.session.messages.append(f"WARNING: report not written: {exc}")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown + "\n")
-        self.session.messages.append(f"report written to {report_dir}")
+            try:
+                with open(summary, "a", encoding="utf-8") as handle:
+                    handle.write(render_markdown_summary(results) + "\n")
+            except OSError as exc:
+                self.session.messages.append(
+                    f"WARNING: job summary not written to GITHUB_STEP_SUMMARY={summary}: "
+                    f"{exc.strerror or exc}")
 
     def _update_baseline(self, results: RunResults) -> None:
         state = self.session
         baseline = state.baseline or Baseline(path=state.baseline_path)
         measurements = [e.measurement for e in results.entries]
-        keep_time = {k for k, r in state.rules_by_key.items() if r.get("time")}
+        keep_time = {e.measurement.key for e in results.entries if e.verdict.rules.time}
         baseline.update(measurements, keep_time_for=keep_time)
         pruned: list[str] = []
-        if state.settings["perfguard_prune"]:
-            for env_key in {m.environment.key() for m in measurements} or set(
-                baseline.environments
-            ):
-                pruned += baseline.prune(env_key, state.collected_ids)
+        if state.settings.prune:
+            pruned = self._prune(baseline)
         baseline.save()
         state.messages.append(
             f"baseline updated: {len(measurements)} entr{'y' if len(measurements) == 1 else 'ies'}"
             f" written to {baseline.path}" + (f"; pruned {len(pruned)}: {', '.join(pruned)}"
                                                if pruned else "")
         )
+
+    def _prune(self, baseline: Baseline) -> list[str]:
+        """Drop entries of tests this run could have seen (inside its paths) but did not."""
+        option = self.config.option
+        if getattr(option, "dist", "no") != "no" and (option.keyword or option.markexpr):
+            self.session.messages.append(
+                "not pruning: with xdist and -k/-m the deselected tests are not visible")
+            return []
+        scopes = run_scopes(self.config.args, Path(self.config.invocation_params.dir),
+                            self.session.rootpath)
+        pruned: list[str] = []
+        for env_key in list(baseline.environments):
+            block = baseline.environments[env_key]
+            gone = [key for key, m in block.entries.items()
+                    if m.test_id not in self.session.collected_ids
+                    and in_scope(m.test_id, scopes)]
+            for key in gone:
+                del block.entries[key]
+            if not block.entries:
+                del baseline.environments[env_key]
+            pruned += gone
+        return sorted(pruned)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from .reporting import render_terminal
@@ -363,7 +399,7 @@ class PerfguardPlugin:
         if state.is_worker:
             return
         terminalreporter.write_sep("=", "perfguard")
-        if state.results is not None and state.results.entries:
+        if state.results is not None and (state.results.entries or state.errors):
             for line in render_terminal(state.results,
                                         verbose=self.config.option.verbose > 0).splitlines():
                 markup = {"red": True} if "regressed" in line else {}
@@ -372,7 +408,7 @@ class PerfguardPlugin:
             terminalreporter.write_line("no test used the perfguard fixture")
         improved = [e for e in (state.results.entries if state.results else [])
                     if e.verdict.status == "improved"]
-        if improved and not state.updating:
+        if improved and not state.settings.update:
             terminalreporter.write_line(
                 f"{len(improved)} test(s) improved beyond tolerance; accept with "
                 "`pytest --perfguard --perfguard-update` or `perfguard update "
@@ -380,23 +416,50 @@ class PerfguardPlugin:
             )
         for message in state.messages:
             terminalreporter.write_line(f"perfguard: {message}",
-                                        red=message.startswith("ERROR"))
+                                        red=message.startswith(("ERROR", "WARNING")))
 
 
-def _trace_links(report_dir: Path) -> dict[str, dict[str, str]]:
-    links: dict[str, dict[str, str]] = {}
-    traces = report_dir / "traces"
-    if not traces.is_dir():
-        return links
-    for index_file in traces.glob("*/index.json"):
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def run_scopes(args: list[str], invocation_dir: Path, rootpath: Path) -> list[str]:
+    """The run's arguments as rootdir-relative node-id prefixes (``tests/test_b.py``,
+    ``tests/``, ``tests/test_c.py::test_x``); an argument outside the rootdir is dropped."""
+    scopes = []
+    for arg in args:
+        path_part, sep, rest = arg.partition("::")
         try:
-            data = json.loads(index_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            rel = (invocation_dir / path_part).resolve().relative_to(rootpath.resolve())
+        except ValueError:
             continue
-        for key, files in data.items():
-            links[key] = {kind: str(Path("traces") / index_file.parent.name / name)
-                          for kind, name in files.items()}
-    return links
+        text = rel.as_posix()
+        text = "" if text == "." else text
+        scopes.append(f"{text}::{rest}" if sep else text)
+    return scopes
+
+
+def in_scope(test_id: str, scopes: list[str]) -> bool:
+    """Whether a run with these scopes would have collected ``test_id``."""
+    for scope in scopes:
+        if scope == "" or test_id == scope:
+            return True
+        if "::" in scope:
+            if test_id.startswith(scope + "::") or test_id.startswith(scope + "["):
+                return True
+        elif test_id.startswith(scope.rstrip("/") + "/") or test_id.startswith(scope + "::"):
+            return True
+    return False
+
+
+def _short_error(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return str(crash.message).strip()
+    text = str(report.longrepr or "").strip().splitlines()
+    return text[-1] if text else f"{report.when} failed"
 
 
 def _entry_summary(entry: ResultEntry) -> str:
@@ -409,14 +472,4 @@ def _entry_summary(entry: ResultEntry) -> str:
     )
 
 
-def _failure_message(entry: ResultEntry, *, strict: bool) -> str:
-    m, verdict = entry.measurement, entry.verdict
-    head = (f"perfguard: {m.key} improved beyond tolerance and --perfguard-strict is set"
-            if strict else f"perfguard: {m.key} regressed against the baseline")
-    lines = [head + f" ({m.environment.label()})"]
-    changes = verdict.improvements if strict else verdict.regressions
-    for change, hints in unique_hints(changes):
-        lines.append(f"  {change.describe()}")
-        lines.extend(f"    likely cause: {hint}" for hint in hints)
-    lines.append("If this change is intended, accept it: pytest --perfguard --perfguard-update")
-    return "\n".join(lines)
+__all__ = ["PerfguardPlugin", "PerfguardSession", "Profiler", "ProfileOptions", "perfguard"]

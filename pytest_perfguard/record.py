@@ -34,6 +34,15 @@ class Kernel:
 
 
 @dataclass
+class Allocation:
+    """A tensor alive at the peak: its size and the op that allocated it."""
+
+    op: str
+    bytes: int
+    shape: str = ""
+
+
+@dataclass
 class GraphBreak:
     """A graph break dynamo took, with the user's source location."""
 
@@ -131,6 +140,10 @@ class ModeRecord:
     graph_break_details: list[GraphBreak] = field(default_factory=list)
     recompiles: int | None = None
     compile_seconds: float | None = None
+    #: The most bytes allocated by one call and alive at the same moment.
+    peak_memory: int | None = None
+    #: The largest tensors alive at the peak, largest first (at most 5).
+    peak_allocations: list[Allocation] = field(default_factory=list)
     # GPU only.
     device_seconds: float | None = None
     utilisation: Utilisation | None = None
@@ -208,6 +221,8 @@ class Measurement:
     eager: ModeRecord
     compiled: ModeRecord
     numerics: Numerics
+    #: Files written for this measurement (``--perfguard-traces``): kind -> path.
+    traces: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -225,6 +240,11 @@ class Measurement:
         return _ratio(self.eager.bytes_moved, self.compiled.bytes_moved)
 
     @property
+    def memory_ratio(self) -> float | None:
+        """Eager peak memory / compiled peak memory."""
+        return _ratio(self.eager.peak_memory, self.compiled.peak_memory)
+
+    @property
     def speedup(self) -> float | None:
         """Eager median time / compiled median time."""
         if self.eager.time is None or self.compiled.time is None:
@@ -240,6 +260,7 @@ class Measurement:
             "fusion_ratio": self.fusion_ratio,
             "traffic_ratio": self.traffic_ratio,
             "speedup": self.speedup,
+            "memory_ratio": self.memory_ratio,
             "eager_arithmetic_intensity": self.eager.arithmetic_intensity,
             "compiled_arithmetic_intensity": self.compiled.arithmetic_intensity,
         }
@@ -267,6 +288,7 @@ class Measurement:
             eager=_mode_from_dict(data["eager"]),
             compiled=_mode_from_dict(data["compiled"]),
             numerics=_build(Numerics, data["numerics"]),
+            traces={str(k): str(v) for k, v in (data.get("traces") or {}).items()},
         )
 
 
@@ -286,6 +308,7 @@ def _mode_from_dict(data: dict[str, Any]) -> ModeRecord:
     record = _build(ModeRecord, data)
     record.kernels = [_build(Kernel, k) for k in data.get("kernels", [])]
     record.graph_break_details = [_build(GraphBreak, g) for g in data.get("graph_break_details", [])]
+    record.peak_allocations = [_build(Allocation, a) for a in data.get("peak_allocations", [])]
     if data.get("time") is not None:
         record.time = _build(Timing, data["time"])
     if data.get("utilisation") is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .compare import STATUS_ORDER, Verdict
 from .record import Measurement
+from .settings import Rules
 
 #: Version of the results.json layout (documented in README "results.json").
 RESULTS_SCHEMA = 1
@@ -34,7 +35,7 @@ class RunResults:
     #: ISO-8601 time the run finished (UTC).
     created: str = ""
     tool_version: str = ""
-    #: The rules the verdicts were made with (Rules fields).
+    #: The session's rules (each verdict carries the rules that made it: markers differ).
     rules: dict[str, Any] = field(default_factory=dict)
     baseline_path: str = ""
 
@@ -75,8 +76,12 @@ class RunResults:
                 f"understands ({RESULTS_SCHEMA}); upgrade pytest-torch-perfguard"
             )
         try:
+            # Files written before verdicts carried their rules: the run's rules apply.
+            run_rules = Rules.from_dict(data.get("rules") or {}, f"{source}: rules")
             entries = [
-                ResultEntry(Measurement.from_dict(r["measurement"]), Verdict.from_dict(r["verdict"]))
+                ResultEntry(Measurement.from_dict(r["measurement"]),
+                            Verdict.from_dict(r["verdict"], default_rules=run_rules,
+                                              source=source))
                 for r in data["results"]
             ]
         except (KeyError, TypeError, ValueError) as exc:

@@ -7,7 +7,6 @@ the collectors know how to measure.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -18,11 +17,13 @@ from typing import Any
 import torch
 
 from .collectors import _torch_private as private
+from .collectors import traces
 from .collectors.bytes_eager import ByteCounter
 from .collectors.environment import fingerprint
 from .collectors.kernels import KernelCount, count_cpu_kernels, count_device_kernels
 from .collectors.numerics import NumericsMismatch, check, iter_tensors
 from .record import GraphBreak, Measurement, ModeRecord, Numerics, Timing
+from .settings import ProfileOptions
 
 _DTYPE_BYTES = {
     "float": 4, "double": 8, "c10::Half": 2, "c10::BFloat16": 2, "Half": 2, "BFloat16": 2,
@@ -33,32 +34,6 @@ _DTYPE_BYTES = {
 
 class ModelError(Exception):
     """The user's model raised; the message names the mode, the cause is the model's error."""
-
-
-@dataclass
-class ProfileOptions:
-    """Options of one ``perfguard(model, ...)`` call."""
-
-    backend: str = "inductor"
-    mode: str | None = None
-    dynamic: bool | None = None
-    fullgraph: bool = False
-    train: bool = False
-    name: str = "default"
-    #: Timed calls per mode (interleaved eager/compiled).
-    repeats: int = 20
-    warmup: int = 2
-    rtol: float | None = None
-    atol: float | None = None
-    check_numerics: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.backend, str) or not self.backend:
-            raise ValueError(f"perfguard: backend must be a backend name, got {self.backend!r}")
-        if self.repeats < 1 or self.warmup < 1:
-            raise ValueError("perfguard: repeats and warmup must be at least 1")
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"perfguard: name must be a non-empty string, got {self.name!r}")
 
 
 @dataclass
@@ -196,7 +171,7 @@ def measure(
                 compiled()
             _profile_mode(eager, device, eager_record, recorder=None, event_sink=event_sink)
             _count_eager_bytes_and_flops(eager, eager_record)
-            trace_file = _trace_path(trace_dir, options.name, "trace.json")
+            trace_file = traces.trace_file(trace_dir)
             _profile_mode(compiled, device, compiled_record, recorder=recorder,
                           backend=options.backend, trace_file=trace_file,
                           event_sink=event_sink)
@@ -226,27 +201,8 @@ def measure(
         eager=eager_record, compiled=compiled_record, numerics=numerics,
     )
     if profile and trace_dir is not None:
-        _save_traces(trace_dir, measurement, codes)
+        measurement.traces = traces.save_code(trace_dir, codes)
     return measurement
-
-
-def _trace_path(trace_dir: Path | None, name: str, suffix: str) -> Path | None:
-    if trace_dir is None:
-        return None
-    trace_dir.mkdir(parents=True, exist_ok=True)
-    return trace_dir / f"{name}.{suffix}"
-
-
-def _save_traces(trace_dir: Path, measurement: Measurement, codes: list[str]) -> None:
-    """The generated code next to the Chrome trace, and an index the HTML report links from."""
-    code_file = trace_dir / f"{measurement.name}.code.py"
-    code_file.write_text("\n\n# ---- next graph ----\n\n".join(codes) or "# no code captured\n",
-                         encoding="utf-8")
-    index_file = trace_dir / "index.json"
-    index = json.loads(index_file.read_text(encoding="utf-8")) if index_file.exists() else {}
-    index[measurement.key] = {"trace": f"{measurement.name}.trace.json",
-                              "code": code_file.name}
-    index_file.write_text(json.dumps(index, indent=2, sort_keys=True), encoding="utf-8")
 
 
 @contextlib.contextmanager

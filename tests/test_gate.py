@@ -7,7 +7,6 @@ torch on CPU, the way a user's CI does.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -307,4 +306,10 @@ def test_cli_show_and_errors(pytester: pytest.Pytester, tmp_path: Path) -> None:
                               str(bad), cwd=pytester.path)
     assert compared.returncode == 2
     assert "bad.json: not valid JSON" in compared.stderr
-    assert shutil.which("perfguard") is not None
+    # The console script pip installed, found next to the interpreter (never through PATH,
+    # which a fresh machine's CI does not extend with the venv).
+    script = Path(sys.executable).with_name("perfguard")
+    assert script.exists(), f"console script missing: {script}"
+    via_script = subprocess.run([str(script), "show"], cwd=pytester.path, capture_output=True,
+                                text=True)
+    assert via_script.returncode == 0 and "test_x.py::test_x" in via_script.stdout

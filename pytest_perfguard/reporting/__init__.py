@@ -6,6 +6,7 @@ files. No torch is imported by this package.
 
 from __future__ import annotations
 
+from ._interim import describe_change, failure_message, render_markdown_summary
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
 from .html import render_html
@@ -15,6 +16,9 @@ from .terminal import render_terminal
 
 __all__ = [
     "EXPORT_FORMATS",
+    "describe_change",
+    "failure_message",
+    "render_markdown_summary",
     "export",
     "merge_results",
     "render_html",

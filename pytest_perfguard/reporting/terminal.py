@@ -22,6 +22,7 @@ from ._format import (
     speedup_text,
     truncate,
 )
+from ._interim import describe_change
 
 #: Column headers of the summary table; each test's id is on its own line above its rows,
 #: so the table stays about 110 characters wide however long the ids are.
@@ -117,7 +118,7 @@ def _detail_lines(entry: ResultEntry, several: bool, verbose: bool) -> list[str]
     shown = verdict.changes if verbose else verdict.regressions
     lines = []
     for change, hints in unique_hints(shown):
-        lines.append(f"{change.direction} {label}: {change.describe()}")
+        lines.append(f"{change.direction} {label}: {describe_change(change)}")
         lines.extend(f"    hint: {one_line(hint)}" for hint in hints)
     if verbose and verdict.note:
         lines.append(f"{verdict.status} {label}: {one_line(verdict.note)}")

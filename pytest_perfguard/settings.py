@@ -1,0 +1,384 @@
+"""Every setting perfguard reads, defined once as dataclass fields. No torch.
+
+Three typed objects, resolved once and then passed around:
+
+- :class:`SessionSettings`: what a run does (``--perfguard``, ``--perfguard-update``, paths).
+- :class:`Rules`: how a measurement is judged. Each rule is a command-line flag, an ini key,
+  a ``@pytest.mark.perfguard(...)`` key and a ``perfguard compare`` flag; the verdict carries
+  the rules that made it into results.json, so every later reader reaches the same verdict.
+- :class:`ProfileOptions`: how one ``perfguard(model, ...)`` call measures (also marker keys).
+
+The flags, ini keys, marker keys, help texts and the validation of every value are generated
+from the fields below (their type annotations and ``metadata``), so they cannot drift apart.
+Precedence: a test's marker, then the command line, then the ini file, then the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SettingError(ValueError):
+    """A setting with a bad value; the message names the setting, where it came from and why."""
+
+
+def _setting(default: Any, help: str, *, minimum: float | None = 0, maximum: float | None = None,
+             flag: str | None = None, cli: bool = True) -> Any:
+    """A dataclass field with the metadata the generators read."""
+    meta = {"help": help, "minimum": minimum, "maximum": maximum, "flag": flag, "cli": cli}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------------------
+# The settings
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """What a pytest run does; read once in ``pytest_configure``."""
+
+    enabled: bool = _setting(False, "profile tests that use the perfguard fixture and gate them "
+                             "against the baseline", flag="--perfguard")
+    update: bool = _setting(False, "measure and write the measurements as the new baseline (no "
+                            "test fails on a regression)")
+    baseline: str = _setting(".perfguard/baseline.json", "baseline file, relative to the rootdir")
+    report: str = _setting(".perfguard/report", "directory for results.json, report.md and "
+                           "report.html, relative to the rootdir")
+    prune: bool = _setting(False, "with --perfguard-update: drop baseline entries of tests that "
+                           "no longer exist in the paths this run collected")
+    traces: bool = _setting(False, "save a Chrome/Perfetto trace and the generated code of each "
+                            "compiled run next to the report")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def active(self) -> bool:
+        """Measuring at all: ``--perfguard`` or ``--perfguard-update``."""
+        return self.enabled or self.update
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How a measurement is judged against its baseline entry."""
+
+    bytes_tolerance: float = _setting(0.01, "allowed relative growth of compiled bytes moved")
+    memory_tolerance: float = _setting(0.01, "allowed relative growth of compiled peak memory "
+                                       "(and drop of memory_ratio)")
+    utilisation_tolerance: float = _setting(0.10, "allowed relative drop of GPU bandwidth/FLOP "
+                                            "utilisation")
+    time: bool = _setting(False, "gate on wall time too (off by default: shared runners are "
+                          "noisy)")
+    time_min_effect: float = _setting(0.10, "with time gating: the smallest relative slowdown "
+                                      "of the median that counts")
+    time_alpha: float = _setting(0.01, "with time gating: significance level of the "
+                                 "Mann-Whitney U test", maximum=1)
+    strict: bool = _setting(False, "fail tests whose improvements beyond tolerance were not "
+                            "accepted into the baseline (a ratchet)")
+    require_baseline: bool = _setting(False, "fail tests that have no baseline entry for this "
+                                      "environment")
+    nvml: bool = _setting(False, "gate on NVML's sampled GPU utilisation too (off by default: "
+                          "it moved by up to 60 percent between identical H100 runs)")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def replace(self, **overrides: Any) -> Rules:
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str) -> Rules:
+        """Rules read from a file: unknown keys (a newer perfguard's rules) are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return build(cls, {k: v for k, v in data.items() if k in known}, source)
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """Options of one ``perfguard(model, ...)`` call (and ``@pytest.mark.perfguard`` keys)."""
+
+    backend: str = _setting("inductor", "torch.compile backend")
+    mode: str | None = _setting(None, "torch.compile mode")
+    dynamic: bool | None = _setting(None, "torch.compile dynamic")
+    fullgraph: bool = _setting(False, "torch.compile fullgraph")
+    train: bool = _setting(False, "measure forward + backward instead of inference")
+    name: str = _setting("default", "name of this measurement (a test may measure several)")
+    repeats: int = _setting(20, "timed calls per mode", minimum=1)
+    warmup: int = _setting(2, "calls per mode before measuring", minimum=1)
+    rtol: float | None = _setting(None, "relative tolerance of the numerics check")
+    atol: float | None = _setting(None, "absolute tolerance of the numerics check")
+    check_numerics: bool = _setting(True, "compare compiled outputs with eager outputs")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+# ----------------------------------------------------------------------------------------
+# Validation, generated from the annotations
+# ----------------------------------------------------------------------------------------
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _split_optional(hint: Any) -> tuple[Any, bool]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(hint)) == 2:
+            return args[0], True
+    return hint, False
+
+
+def coerce(f: dataclasses.Field[Any], hint: Any, value: Any, *, from_text: bool) -> Any:
+    """``value`` converted to the field's type and checked against its bounds.
+
+    ``from_text``: the value came from the command line or an ini file, so ``"0.5"`` and
+    ``"true"`` are accepted; Python values (markers, fixture calls) must have the right type.
+    Raises ``ValueError`` with the reason.
+    """
+    base, optional = _split_optional(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError("must not be None")
+    if optional and from_text and isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and isinstance(value, str):
+            text = value.strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+        raise ValueError(f"must be true or false, got {value!r}")
+    if base in (int, float):
+        if isinstance(value, bool) or not (
+            isinstance(value, (int, float)) or (from_text and isinstance(value, str))
+        ):
+            raise ValueError(f"must be a {'whole ' if base is int else ''}number, got {value!r}")
+        if base is int and not (isinstance(value, int) or from_text):
+            raise ValueError(f"must be a whole number, got {value!r}")
+        try:
+            number: float = int(value) if base is int else float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a {'whole ' if base is int else ''}number, "
+                             f"got {value!r}") from None
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
+        if minimum is not None and number < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value!r}")
+        if maximum is not None and number > maximum:
+            raise ValueError(f"must be at most {maximum}, got {value!r}")
+        return number
+    if base is str:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"must be a non-empty string, got {value!r}")
+        return value
+    return value  # a type the generators do not know: taken as given
+
+
+def validate(instance: Any, source: str | None = None) -> None:
+    """Check every field of a settings dataclass; ``SettingError`` names the first bad one."""
+    cls = type(instance)
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        try:
+            coerce(f, hints[f.name], getattr(instance, f.name), from_text=False)
+        except ValueError as exc:
+            raise SettingError(f"{source or cls.__name__}: {f.name} {exc}") from None
+
+
+def build(cls: type, values: Mapping[str, Any], source: str, *, from_text: bool = False,
+          base: Any = None) -> Any:
+    """An instance of ``cls`` (``base`` with ``values`` applied), every value validated.
+
+    Errors name the source, the key and the problem: ``SettingError``.
+    """
+    hints = _hints(cls)
+    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields_by_name))
+    if unknown:
+        raise SettingError(
+            f"{source}: unknown option(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(fields_by_name))}"
+        )
+    converted = {}
+    for name, value in values.items():
+        try:
+            converted[name] = coerce(fields_by_name[name], hints[name], value, from_text=from_text)
+        except ValueError as exc:
+            raise SettingError(f"{source}: {name} {exc}") from None
+    if base is not None:
+        return dataclasses.replace(base, **converted)
+    return cls(**converted)
+
+
+# ----------------------------------------------------------------------------------------
+# Generators: pytest flags and ini keys, marker help, CLI flags
+# ----------------------------------------------------------------------------------------
+
+
+def flag_of(f: dataclasses.Field[Any]) -> str:
+    return f.metadata.get("flag") or "--perfguard-" + f.name.replace("_", "-")
+
+
+def ini_of(f: dataclasses.Field[Any]) -> str:
+    return flag_of(f).lstrip("-").replace("-", "_")
+
+
+def dest_of(f: dataclasses.Field[Any]) -> str:
+    return "perfguard_opt_" + f.name if f.metadata.get("flag") else ini_of(f)
+
+
+def _option_fields() -> Iterable[tuple[type, dataclasses.Field[Any]]]:
+    for cls in (SessionSettings, Rules):
+        for f in dataclasses.fields(cls):
+            yield cls, f
+
+
+def _default_text(f: dataclasses.Field[Any]) -> str:
+    return "" if f.default is False else f" (default: {f.default})"
+
+
+def add_pytest_options(parser: Any) -> None:
+    """Register every session setting and rule as a flag and an ini key (pytest's Parser)."""
+    group = parser.getgroup("perfguard", "perfguard: gate torch.compile fusion in CI")
+    for cls, f in _option_fields():
+        base, _ = _split_optional(_hints(cls)[f.name])
+        text = f.metadata["help"] + _default_text(f)
+        if base is bool:
+            group.addoption(flag_of(f), action=argparse.BooleanOptionalAction, default=None,
+                            dest=dest_of(f), help=text)
+        else:
+            group.addoption(flag_of(f), action="store", default=None, dest=dest_of(f),
+                            metavar=f.name.upper(), help=text)
+        parser.addini(ini_of(f), text, type="string", default="")
+
+
+def resolve_pytest_settings(config: Any) -> tuple[SessionSettings, Rules]:
+    """Command line first, then the ini file, then the defaults; every value validated."""
+    resolved: dict[type, dict[str, Any]] = {SessionSettings: {}, Rules: {}}
+    for cls, f in _option_fields():
+        cli_value = config.getoption(dest_of(f))
+        ini_value = config.getini(ini_of(f))
+        if cli_value is not None:
+            value, where = cli_value, flag_of(f)
+        elif ini_value not in (None, "", []):
+            value, where = ini_value, f"ini {ini_of(f)}"
+        else:
+            continue
+        try:
+            resolved[cls][f.name] = coerce(f, _hints(cls)[f.name], value, from_text=True)
+        except ValueError as exc:
+            raise SettingError(f"perfguard: bad value for {where}: {exc}") from None
+    return SessionSettings(**resolved[SessionSettings]), Rules(**resolved[Rules])
+
+
+MARKER_CLASSES = (Rules, ProfileOptions)
+
+
+def marker_keys() -> set[str]:
+    return {f.name for cls in MARKER_CLASSES for f in dataclasses.fields(cls)}
+
+
+def marker_help() -> str:
+    """The ``perfguard`` marker's line for ``pytest --markers``, from the fields."""
+    parts = []
+    for cls in MARKER_CLASSES:
+        keys = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
+        parts.append(f"{'rules' if cls is Rules else 'profile options'} ({keys})")
+    return "perfguard(**options): per-test perfguard settings: " + "; ".join(parts)
+
+
+def split_marker(values: Mapping[str, Any], base_rules: Rules, source: str
+                 ) -> tuple[Rules, dict[str, Any]]:
+    """A marker's keys as (the test's rules, the profile options it sets). Validated."""
+    rule_names = {f.name for f in dataclasses.fields(Rules)}
+    profile_names = {f.name for f in dataclasses.fields(ProfileOptions)}
+    unknown = sorted(set(values) - rule_names - profile_names)
+    if unknown:
+        raise SettingError(f"{source}: unknown option(s) {', '.join(unknown)}; rules: "
+                           f"{', '.join(sorted(rule_names))}; profile options: "
+                           f"{', '.join(sorted(profile_names))}")
+    rules = build(Rules, {k: v for k, v in values.items() if k in rule_names}, source,
+                  base=base_rules)
+    profile = {k: v for k, v in values.items() if k in profile_names}
+    build(ProfileOptions, profile, source)  # validate now: a bad marker fails early
+    return rules, profile
+
+
+def add_cli_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """``perfguard compare`` flags for every rule (``--bytes-tolerance``, ``--strict``...)."""
+    hints = _hints(Rules)
+    for f in dataclasses.fields(Rules):
+        flag = "--" + f.name.replace("_", "-")
+        base, _ = _split_optional(hints[f.name])
+        help_text = f.metadata["help"] + " (default: the rule each result was judged with)"
+        if base is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                dest="rule_" + f.name, help=help_text)
+        else:
+            parser.add_argument(flag, default=None, dest="rule_" + f.name, metavar="X",
+                                help=help_text)
+
+
+def cli_rule_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The rules given on the ``perfguard`` command line, validated (text in, typed out)."""
+    hints = _hints(Rules)
+    overrides = {}
+    for f in dataclasses.fields(Rules):
+        value = getattr(args, "rule_" + f.name, None)
+        if value is None:
+            continue
+        try:
+            overrides[f.name] = coerce(f, hints[f.name], value, from_text=True)
+        except ValueError as exc:
+            raise SettingError(f"--{f.name.replace('_', '-')} {exc}") from None
+    return overrides
+
+
+def profile_options(values: Mapping[str, Any], source: str) -> ProfileOptions:
+    """Validated :class:`ProfileOptions` from a marker's and a call's keys."""
+    return typing.cast(ProfileOptions, build(ProfileOptions, values, source))
+
+
+def describe_fields(cls: type) -> list[tuple[str, Any, str]]:
+    """(name, default, help) of each field, for documentation."""
+    return [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(cls)]
+
+
+__all__ = [
+    "ProfileOptions",
+    "Rules",
+    "SessionSettings",
+    "SettingError",
+    "add_cli_rule_arguments",
+    "add_pytest_options",
+    "build",
+    "cli_rule_overrides",
+    "marker_help",
+    "marker_keys",
+    "profile_options",
+    "resolve_pytest_settings",
+    "split_marker",
+]
