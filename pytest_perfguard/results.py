@@ -6,6 +6,7 @@ Reports are rendered from this document alone, so a report can be rebuilt later,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ class RunResults:
             "created": self.created,
             "rules": self.rules,
             "baseline_path": self.baseline_path,
+            "errors": [dataclasses.asdict(e) for e in getattr(self, "errors", [])],
             "results": [
                 {"measurement": e.measurement.to_dict(), "verdict": e.verdict.to_dict()}
                 for e in self.sorted_entries()
