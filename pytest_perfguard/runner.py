@@ -20,6 +20,7 @@ from .collectors import _torch_private as private
 from .collectors import traces
 from .collectors.bytes_eager import ByteCounter
 from .collectors.environment import fingerprint
+from .collectors.events import rows_from_profiler
 from .collectors.kernels import KernelCount, count_cpu_kernels, count_device_kernels
 from .collectors.numerics import NumericsMismatch, check, iter_tensors
 from .record import GraphBreak, Measurement, ModeRecord, Numerics, Timing
@@ -107,7 +108,6 @@ def measure(
     test_id: str,
     profile: bool = True,
     trace_dir: Path | None = None,
-    event_sink: Callable[[str, list[Any]], None] | None = None,
 ) -> Measurement:
     """Measure ``model(*args, **kwargs)`` eager and compiled.
 
@@ -169,12 +169,10 @@ def measure(
             for _ in range(options.warmup - 1):
                 eager()
                 compiled()
-            _profile_mode(eager, device, eager_record, recorder=None, event_sink=event_sink)
+            _profile_mode(eager, device, eager_record, recorder=None, trace_dir=trace_dir)
             _count_eager_bytes_and_flops(eager, eager_record)
-            trace_file = traces.trace_file(trace_dir)
             _profile_mode(compiled, device, compiled_record, recorder=recorder,
-                          backend=options.backend, trace_file=trace_file,
-                          event_sink=event_sink)
+                          backend=options.backend, trace_dir=trace_dir)
             # Compiled kernels do the model's work: FLOPs are the program's (see README).
             compiled_record.flops = eager_record.flops
             if eager_record.flops is None:
@@ -272,8 +270,7 @@ def _profile_mode(
     *,
     recorder: private.CompileRecorder | None,
     backend: str = "",
-    trace_file: Path | None = None,
-    event_sink: Callable[[str, list[Any]], None] | None = None,
+    trace_dir: Path | None = None,
 ) -> None:
     from torch.profiler import ProfilerActivity, profile
 
@@ -284,17 +281,17 @@ def _profile_mode(
     with profile(activities=activities, record_shapes=recorder is not None) as prof:
         call()
         _sync(device)
-    if trace_file is not None:
-        prof.export_chrome_trace(str(trace_file))
-    events = list(prof.events())
-    if event_sink is not None:
-        event_sink(record.mode, events)
+    if trace_dir is not None and recorder is not None:
+        prof.export_chrome_trace(str(traces.trace_file(trace_dir)))
+    rows = rows_from_profiler(prof.events())
+    if trace_dir is not None:
+        traces.save_rows(trace_dir, record.mode, rows)
     counted: KernelCount
     if device.type == "cuda":
-        counted = count_device_kernels(events)
+        counted = count_device_kernels(rows)
         record.device_seconds = sum(k.device_seconds or 0.0 for k in counted.kernels)
     else:
-        counted = count_cpu_kernels(events)
+        counted = count_cpu_kernels(rows)
     record.kernel_launches = counted.launches
     record.kernels = counted.kernels
     if recorder is None:

@@ -113,7 +113,8 @@ def test_trace_folders_stay_inside_the_report_and_never_collide(pytester: pytest
     folders = [p for p in traces.iterdir() if p.is_dir()]
     assert len(folders) == 5, folders
     for folder in folders:
-        assert {p.name for p in folder.iterdir()} == {"trace.json", "code.py"}
+        assert {p.name for p in folder.iterdir()} == {
+            "trace.json", "code.py", "eager.events.json", "compiled.events.json"}
     written = {p.resolve() for p in pytester.path.rglob("*") if p.is_file()}
     assert all(traces.resolve() in p.parents for p in written
                if p.name in ("trace.json", "code.py"))
