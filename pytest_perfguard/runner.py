@@ -21,6 +21,7 @@ from .collectors import traces
 from .collectors.bytes_eager import ByteCounter
 from .collectors.environment import fingerprint
 from .collectors.events import rows_from_profiler
+from .collectors.gpu import compute_dtype, record_gpu_counters
 from .collectors.kernels import KernelCount, count_cpu_kernels, count_device_kernels
 from .collectors.numerics import NumericsMismatch, check, iter_tensors
 from .record import GraphBreak, Measurement, ModeRecord, Numerics, Timing
@@ -179,7 +180,9 @@ def measure(
                 compiled_record.unavailable["flops"] = eager_record.unavailable.get("flops", "")
             _time_interleaved(eager, compiled, device, options.repeats,
                               eager_record, compiled_record)
-            _gpu_counters(eager, compiled, device, model, args, eager_record, compiled_record)
+            record_gpu_counters({"eager": eager, "compiled": compiled},
+                                {"eager": eager_record, "compiled": compiled_record},
+                                device, compute_dtype(model, args))
             if compiled_record.time is not None:
                 compiled_record.compile_seconds = max(
                     first_call_seconds - compiled_record.time.median, 0.0)
@@ -369,76 +372,3 @@ def _time_one(call: _Call, device: torch.device) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
-
-
-
-def _gpu_counters(
-    eager: _Call,
-    compiled: _Call,
-    device: torch.device,
-    model: Any,
-    args: tuple[Any, ...],
-    eager_record: ModeRecord,
-    compiled_record: ModeRecord,
-) -> None:
-    """NVML readings and utilisation against the roofline (CUDA only).
-
-    Each mode gets its own contiguous sampled block, repeated until NVML's averaging window
-    (up to 1 s) is covered, so its utilisation is that mode's alone.
-    """
-    if device.type != "cuda":
-        for record in (eager_record, compiled_record):
-            record.unavailable["nvml"] = "no GPU: this run was on the CPU"
-            record.unavailable["utilisation"] = "no GPU: this run was on the CPU"
-            record.unavailable["device_seconds"] = "no GPU: this run was on the CPU"
-        return
-    from .collectors.nvml import MIN_WINDOW_S, NvmlSampler, window_long_enough
-    from .collectors.peaks import calibrate, datasheet_peaks, utilisation
-
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    dtype = _compute_dtype(model, args)
-    peak_dtype: Any = dtype
-    if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
-        peak_dtype = "tf32"
-    peaks = datasheet_peaks(torch.cuda.get_device_name(index))
-    if peaks is None:
-        try:
-            peaks = calibrate(device, dtype)
-        except Exception as exc:  # calibration is best effort; the reason is recorded
-            for record in (eager_record, compiled_record):
-                record.unavailable["peaks"] = f"no datasheet entry and calibration failed: {exc}"
-    try:
-        uuid = str(torch.cuda.get_device_properties(index).uuid)
-    except Exception:
-        uuid = None
-    for call, record in ((eager, eager_record), (compiled, compiled_record)):
-        with NvmlSampler(index, device_uuid=uuid) as sampler:
-            start = time.perf_counter()
-            calls = 0
-            while calls < 10_000 and (calls < 3 or not window_long_enough(
-                    time.perf_counter() - start)):
-                call()
-                calls += 1
-                if time.perf_counter() - start > 2 * MIN_WINDOW_S:
-                    break
-            _sync(device)
-        record.nvml = sampler.summary()
-        if sampler.unavailable_reason is not None:
-            record.unavailable["nvml"] = sampler.unavailable_reason
-        if record.device_seconds:
-            record.utilisation = utilisation(record.bytes_moved, record.flops,
-                                             record.device_seconds, peaks, peak_dtype)
-        else:
-            record.unavailable["utilisation"] = "no device time was recorded for this mode"
-
-
-def _compute_dtype(model: Any, args: tuple[Any, ...]) -> torch.dtype:
-    """The floating dtype the model computes in: its first floating parameter, else input."""
-    if isinstance(model, torch.nn.Module):
-        for p in model.parameters():
-            if p.is_floating_point():
-                return p.dtype
-    for _, leaf in iter_tensors(list(args), "input"):
-        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
-            return leaf.dtype
-    return torch.float32
