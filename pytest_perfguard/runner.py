@@ -18,7 +18,8 @@ import torch
 
 from .collectors import _torch_private as private
 from .collectors import traces
-from .collectors.bytes_eager import ByteCounter
+from .collectors.bytes_compiled import compiled_bytes
+from .collectors.bytes_eager import count_bytes_and_flops
 from .collectors.environment import fingerprint
 from .collectors.events import rows_from_profiler
 from .collectors.gpu import compute_dtype, record_gpu_counters
@@ -26,12 +27,6 @@ from .collectors.kernels import KernelCount, count_cpu_kernels, count_device_ker
 from .collectors.numerics import NumericsMismatch, check, iter_tensors
 from .record import GraphBreak, Measurement, ModeRecord, Numerics, Timing
 from .settings import ProfileOptions
-
-_DTYPE_BYTES = {
-    "float": 4, "double": 8, "c10::Half": 2, "c10::BFloat16": 2, "Half": 2, "BFloat16": 2,
-    "long int": 8, "int": 4, "short int": 2, "signed char": 1, "unsigned char": 1, "bool": 1,
-    "c10::complex<float>": 8, "c10::complex<double>": 16,
-}
 
 
 class ModelError(Exception):
@@ -171,7 +166,7 @@ def measure(
                 eager()
                 compiled()
             _profile_mode(eager, device, eager_record, recorder=None, trace_dir=trace_dir)
-            _count_eager_bytes_and_flops(eager, eager_record)
+            eager_record.bytes_moved, eager_record.flops = count_bytes_and_flops(eager)
             _profile_mode(compiled, device, compiled_record, recorder=recorder,
                           backend=options.backend, trace_dir=trace_dir)
             # Compiled kernels do the model's work: FLOPs are the program's (see README).
@@ -299,51 +294,10 @@ def _profile_mode(
     record.kernels = counted.kernels
     if recorder is None:
         return
-    # Compiled bytes: inductor's count for each graph that ran, plus eager ops between graphs.
-    if recorder.bytes_unavailable:
-        record.unavailable["bytes_moved"] = recorder.bytes_unavailable
-        return
-    ran = set(counted.compiled_regions)
-    if ran and not recorder.bytes_by_compile_id:
-        record.unavailable["bytes_moved"] = (
-            f"backend {backend!r} reported no inductor byte counts" if backend != "inductor"
-            else "inductor reported no byte counts for the compiled graphs")
-        return
-    missing = sorted(r for r in ran if r not in recorder.bytes_by_compile_id
-                     and any(g.compile_id == r for g in recorder.graphs))
-    if missing:
-        record.unavailable["bytes_moved"] = (
-            f"no inductor byte count for compiled graph(s) {', '.join(missing)}")
-        return
-    total = sum(recorder.bytes_by_compile_id.get(r, 0) for r in ran)
-    total += sum(_estimate_op_bytes(shapes, dtypes) for _, shapes, dtypes in counted.outside_graph_ops)
-    record.bytes_moved = total
-
-
-def _estimate_op_bytes(shapes: list[Any], dtypes: list[Any]) -> int:
-    """Bytes of an eager op between compiled graphs, from the profiler's recorded inputs:
-    every tensor input read once, and one output the size of the first tensor input."""
-    sizes = []
-    for shape, dtype in zip(shapes, dtypes, strict=False):
-        if isinstance(shape, list) and shape and all(isinstance(d, int) for d in shape):
-            elements = 1
-            for d in shape:
-                elements *= d
-            sizes.append(elements * _DTYPE_BYTES.get(str(dtype), 4))
-        elif shape == [] and str(dtype) in _DTYPE_BYTES and dtype != "Scalar":
-            sizes.append(_DTYPE_BYTES[str(dtype)])
-    return sum(sizes) + (sizes[0] if sizes else 0)
-
-
-def _count_eager_bytes_and_flops(call: _Call, record: ModeRecord) -> None:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = ByteCounter()
-    flop_counter = FlopCounterMode(display=False)
-    with flop_counter, counter:
-        call()
-    record.bytes_moved = counter.bytes_moved
-    record.flops = int(flop_counter.get_total_flops())
+    bytes_moved, reason = compiled_bytes(recorder, counted, backend)
+    if reason is not None:
+        record.unavailable["bytes_moved"] = reason
+    record.bytes_moved = bytes_moved
 
 
 def _time_interleaved(

@@ -405,3 +405,19 @@ def cpu_capability() -> str:
         return str(torch.backends.cpu.get_cpu_capability())
     except Exception:  # pragma: no cover
         return "unknown"
+
+
+# --------------------------------------------------------------------------------------
+# Dispatch-level helpers (private modules of torch.utils; torch 2.11-2.13)
+# --------------------------------------------------------------------------------------
+
+try:
+    #: The base class of the eager byte counter: sees every op that reaches a kernel.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    #: Flattens nested op arguments (lists of tensors) into their tensors.
+    from torch.utils._pytree import tree_flatten
+except ImportError as exc:  # pragma: no cover - present in every supported torch
+    raise ImportError(f"perfguard needs torch.utils._python_dispatch/_pytree: {exc}") from exc
+
+__all__ = ["CompileRecorder", "TorchDispatchMode", "Unavailable", "classify_op", "tree_flatten"]
