@@ -346,9 +346,10 @@ def classify_op(qualified_name: str) -> str:
     (does work), "composite" (decomposes: look at its children), "view"/"metadata" (no
     work), "custom" (a user's op), "unknown" (not an operator, e.g. a Python range).
 
-    Uses ``OpOverload.has_kernel_for_dispatch_key(CompositeImplicitAutograd)`` (decomposes
-    before reaching a kernel) and ``OpOverload.is_view``, over all overloads of the name
-    (the profiler does not name the overload). Checked on torch 2.11-2.13.
+    Uses the C++ dispatcher table, ``torch._C._dispatch_has_kernel_for_dispatch_key(name,
+    CompositeImplicitAutograd)`` (the op decomposes before reaching a kernel), and
+    ``OpOverload.is_view``, over all overloads of the name (the profiler does not name the
+    overload; ``out`` overloads are skipped). Checked on torch 2.11-2.13.
     """
     cached = _op_kind_cache.get(qualified_name)
     if cached is not None:
