@@ -74,6 +74,14 @@ class Timing:
 
 
 @dataclass
+class Allocation:
+    """A tensor alive at the peak: its size and the op that allocated it."""
+    op: str
+    bytes: int
+    shape: str = ""
+
+
+@dataclass
 class NvmlSummary:
     """What NVML said while the timed runs ran (GPU only)."""
 
@@ -135,6 +143,8 @@ class ModeRecord:
     device_seconds: float | None = None
     utilisation: Utilisation | None = None
     nvml: NvmlSummary | None = None
+    peak_memory: int | None = None
+    peak_allocations: list[Allocation] = field(default_factory=list)
     #: metric name -> why it is not available here.
     unavailable: dict[str, str] = field(default_factory=dict)
 
@@ -231,6 +241,11 @@ class Measurement:
             return None
         return _ratio(self.eager.time.median, self.compiled.time.median)
 
+    @property
+    def memory_ratio(self) -> float | None:
+        """Eager peak memory / compiled peak memory."""
+        return _ratio(self.eager.peak_memory, self.compiled.peak_memory)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["schema"] = RECORD_SCHEMA
@@ -240,6 +255,7 @@ class Measurement:
             "fusion_ratio": self.fusion_ratio,
             "traffic_ratio": self.traffic_ratio,
             "speedup": self.speedup,
+            "memory_ratio": self.memory_ratio,
             "eager_arithmetic_intensity": self.eager.arithmetic_intensity,
             "compiled_arithmetic_intensity": self.compiled.arithmetic_intensity,
         }
@@ -286,6 +302,7 @@ def _mode_from_dict(data: dict[str, Any]) -> ModeRecord:
     record = _build(ModeRecord, data)
     record.kernels = [_build(Kernel, k) for k in data.get("kernels", [])]
     record.graph_break_details = [_build(GraphBreak, g) for g in data.get("graph_break_details", [])]
+    record.peak_allocations = [_build(Allocation, a) for a in data.get("peak_allocations", [])]
     if data.get("time") is not None:
         record.time = _build(Timing, data["time"])
     if data.get("utilisation") is not None:
