@@ -433,6 +433,10 @@ def test_html_is_self_contained_and_escaped() -> None:
     assert "test_custom_op[&lt;script&gt;alert(1)&lt;/script&gt;|a`b]" in text
     assert "UserDefinedObjectVariable(&lt;script&gt;alert(4)&lt;/script&gt;)" in text
     assert "tests/test_ops.py:77|&lt;b&gt;x&lt;/b&gt;" in text
+    # New fields too: allocation ops and shapes, error messages, run notes.
+    assert "<b>3</b>" not in text and "&lt;b&gt;3&lt;/b&gt;|`x`]\n| y |" in text
+    assert "<script>alert(7)" not in text and "<img src=x onerror=alert(8)" not in text
+    assert "&lt;/details&gt;&lt;script&gt;alert(7)&lt;/script&gt;" in text
 
 
 def test_html_charts_cap_rows_and_keep_regressions() -> None:
