@@ -6,7 +6,6 @@ Reports are rendered from this document alone, so a report can be rebuilt later,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,31 @@ class ResultEntry:
 
 
 @dataclass
+class TestError:
+    """A test that errored (in collection, setup, call or teardown), with its error.
+
+    A test that errors before it measures anything has no :class:`ResultEntry`; without
+    this record it would be missing from every report.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    test_id: str
+    when: str  # "setup"|"call"|"teardown"|"collect"
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"test_id": self.test_id, "when": self.when, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TestError:
+        if not isinstance(data, dict):
+            raise TypeError(f"an error entry must be an object, not {type(data).__name__}")
+        return cls(test_id=str(data["test_id"]), when=str(data["when"]),
+                   message=str(data.get("message", "")))
+
+
+@dataclass
 class RunResults:
     entries: list[ResultEntry] = field(default_factory=list)
     #: ISO-8601 time the run finished (UTC).
@@ -39,6 +63,9 @@ class RunResults:
     #: The session's rules (each verdict carries the rules that made it: markers differ).
     rules: dict[str, Any] = field(default_factory=dict)
     baseline_path: str = ""
+    #: Tests that errored; reports list them first. Results files without the key
+    #: (written before it existed) read as no errors.
+    errors: list[TestError] = field(default_factory=list)
 
     def sorted_entries(self) -> list[ResultEntry]:
         """Regressions first, then improvements, new, other-environment, unchanged; by key."""
@@ -55,11 +82,11 @@ class RunResults:
             "created": self.created,
             "rules": self.rules,
             "baseline_path": self.baseline_path,
-            "errors": [dataclasses.asdict(e) for e in getattr(self, "errors", [])],
             "results": [
                 {"measurement": e.measurement.to_dict(), "verdict": e.verdict.to_dict()}
                 for e in self.sorted_entries()
             ],
+            "errors": [error.to_dict() for error in self.errors],
         }
 
     def dumps(self) -> str:
@@ -88,8 +115,16 @@ class RunResults:
             ]
         except (KeyError, TypeError, ValueError) as exc:
             raise ResultsError(f"{source}: malformed result entry: {exc!r}") from exc
+        raw_errors = data.get("errors", [])
+        if not isinstance(raw_errors, list):
+            raise ResultsError(f"{source}: 'errors' must be a list")
+        try:
+            errors = [TestError.from_dict(item) for item in raw_errors]
+        except (KeyError, TypeError) as exc:
+            raise ResultsError(f"{source}: malformed error entry: {exc!r}") from exc
         return cls(
             entries=entries,
+            errors=errors,
             created=str(data.get("created", "")),
             tool_version=str(data.get("tool_version", "")),
             rules=dict(data.get("rules", {})),
