@@ -91,6 +91,20 @@ class NvmlSummary:
 
 
 @dataclass
+class Allocation:
+    """A tensor alive at the peak: its size and the op that allocated it."""
+
+    #: The op that allocated it: an aten kernel (``aten::mm``), an inductor kernel
+    #: (``cpp_fused_add_mul_0``) or the compiled graph whose wrapper allocated it
+    #: (``## Call CompiledFxGraph ... ##``); ``(outside any op)`` for Python-level wrapping.
+    op: str
+    bytes: int
+    #: ``"[32, 128] float32"`` when perfguard saw the tensor (an output, or an op input
+    #: with recorded shapes) and its size matches the allocation; else ``""``.
+    shape: str = ""
+
+
+@dataclass
 class Utilisation:
     """Achieved throughput against the device's peaks (GPU only)."""
 
@@ -135,6 +149,11 @@ class ModeRecord:
     device_seconds: float | None = None
     utilisation: Utilisation | None = None
     nvml: NvmlSummary | None = None
+    #: The most bytes the call allocated that were alive at the same moment (outputs and,
+    #: with ``train=True``, gradients included; inputs and parameters not).
+    peak_memory: int | None = None
+    #: What was alive at that peak: the largest allocations first, at most 5.
+    peak_allocations: list[Allocation] = field(default_factory=list)
     #: metric name -> why it is not available here.
     unavailable: dict[str, str] = field(default_factory=dict)
 
@@ -231,6 +250,11 @@ class Measurement:
             return None
         return _ratio(self.eager.time.median, self.compiled.time.median)
 
+    @property
+    def memory_ratio(self) -> float | None:
+        """Eager peak memory / compiled peak memory."""
+        return _ratio(self.eager.peak_memory, self.compiled.peak_memory)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["schema"] = RECORD_SCHEMA
@@ -240,6 +264,7 @@ class Measurement:
             "fusion_ratio": self.fusion_ratio,
             "traffic_ratio": self.traffic_ratio,
             "speedup": self.speedup,
+            "memory_ratio": self.memory_ratio,
             "eager_arithmetic_intensity": self.eager.arithmetic_intensity,
             "compiled_arithmetic_intensity": self.compiled.arithmetic_intensity,
         }
@@ -286,6 +311,7 @@ def _mode_from_dict(data: dict[str, Any]) -> ModeRecord:
     record = _build(ModeRecord, data)
     record.kernels = [_build(Kernel, k) for k in data.get("kernels", [])]
     record.graph_break_details = [_build(GraphBreak, g) for g in data.get("graph_break_details", [])]
+    record.peak_allocations = [_build(Allocation, a) for a in data.get("peak_allocations", [])]
     if data.get("time") is not None:
         record.time = _build(Timing, data["time"])
     if data.get("utilisation") is not None:

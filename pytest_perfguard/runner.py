@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .collectors import _torch_private as private
+from .collectors import memory
 from .collectors.bytes_eager import ByteCounter
 from .collectors.environment import fingerprint
 from .collectors.kernels import KernelCount, count_cpu_kernels, count_device_kernels
@@ -216,7 +217,7 @@ def measure(
         else:
             compiled_record.compile_seconds = first_call_seconds
             for record in (eager_record, compiled_record):
-                for metric in ("kernel_launches", "bytes_moved", "flops", "time"):
+                for metric in ("kernel_launches", "bytes_moved", "flops", "time", "peak_memory"):
                     record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
         # Recompiles counted over every call we made after the first.
         compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
@@ -325,9 +326,15 @@ def _profile_mode(
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
     _sync(device)
-    with profile(activities=activities, record_shapes=recorder is not None) as prof:
-        call()
+    if call.train:  # the last call's gradients are freed here, not inside the memory profile
+        for param in call.params:
+            param.grad = None
+    with profile(activities=activities, record_shapes=recorder is not None,
+                 profile_memory=True) as prof, memory.cuda_peak(device) as cuda_peak:
+        returned = call()
         _sync(device)
+    memory.record_peak(record, prof, returned, device, cuda_peak)
+    del returned
     if trace_file is not None:
         prof.export_chrome_trace(str(trace_file))
     events = list(prof.events())
