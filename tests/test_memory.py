@@ -15,6 +15,7 @@ allowance: it is asserted exactly, not as a range.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from pytest_perfguard.record import Allocation, Measurement
 
@@ -239,3 +240,29 @@ def test_fast(perfguard):
 """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_chain_peak_from_the_caching_allocator(
+    pytester: pytest.Pytester, results_of
+) -> None:
+    """On CUDA the peak is the caching allocator's ``requested_bytes`` peak over the call.
+
+    x * 2 + 1 on 2**20 float32 on the GPU: the Python scalars stay on the CPU (wrapped
+    numbers), so eager is exactly the intermediate and the output, 8 MiB, and compiled (one
+    fused Triton kernel) the output only, 4 MiB. Both are multiples of 512 bytes, so the
+    allocator's block rounding changes nothing here. Written without a GPU to run it on.
+    """
+    pytester.makepyfile(
+        test_cuda_chain="""
+import torch
+
+def test_chain(perfguard):
+    r = perfguard(lambda x: x * 2 + 1, torch.randn(2**20, device="cuda"))
+    assert r.eager.peak_memory == 8 * 2**20
+    assert r.compiled.peak_memory == 4 * 2**20
+"""
+    )
+    pytester.runpytest("--perfguard", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    entry = results_of(pytester)["test_cuda_chain.py::test_chain"]["measurement"]
+    assert [a["bytes"] for a in entry["compiled"]["peak_allocations"]] == [4 * MIB]
