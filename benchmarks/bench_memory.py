@@ -6,12 +6,16 @@ kernel count), so the cost of the metric is the difference between
   with:    the same with profile_memory=True, + reading the allocation events + the peak
 measured side by side in one process (interleaved, median of REPEATS), for the example
 models and a stack of 6 GPT blocks, inference and training, eager and compiled. It prints
-with / without per mode, and the extra milliseconds of both modes next to a whole
-``measure()`` of that model (compile included), the figure a user waits for.
+with / without per mode, the extra milliseconds of both modes next to a whole
+``measure()`` of that model (compile included), the figure a user waits for, and the
+memory analysis alone per mode (pure Python over the recorded events: the steady part).
 
     python benchmarks/bench_memory.py
 
-Timings are wall clock on a shared machine: noisy; compare the ratios, not single numbers.
+The profiled calls are timed in CPU seconds of this process (``time.process_time``: the
+profiler's cost is CPU work, and CPU time moves less than wall time when other processes
+share the cores); ``measure()`` in wall seconds. Still noisy on a shared machine: compare
+ratios across a few runs, not single numbers.
 """
 
 from __future__ import annotations
@@ -52,21 +56,24 @@ def _cases() -> dict[str, Callable[[], tuple[torch.nn.Module, torch.Tensor]]]:
     }
 
 
-def _profiled(call: _Call, record_shapes: bool, with_memory: bool) -> float:
-    """Seconds of the runner's profiled call and its analysis, with or without memory."""
+def _profiled(call: _Call, record_shapes: bool, with_memory: bool) -> tuple[float, float]:
+    """CPU seconds of the runner's profiled call and its analysis, with or without memory,
+    and of the memory analysis alone (reading the allocation events, finding the peak)."""
     from torch.profiler import ProfilerActivity, profile
 
     if call.train:
         for param in call.params:
             param.grad = None
-    start = time.perf_counter()
+    start = time.process_time()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=record_shapes,
                  profile_memory=with_memory) as prof:
         call()
     count_cpu_kernels(list(prof.events()))
+    analysis = time.process_time()
     if with_memory:
         peak_memory(memory_trace(prof))
-    return time.perf_counter() - start
+    end = time.process_time()
+    return end - start, end - analysis
 
 
 def _calls(model: torch.nn.Module, x: torch.Tensor, train: bool) -> dict[str, _Call]:
@@ -85,9 +92,12 @@ def _calls(model: torch.nn.Module, x: torch.Tensor, train: bool) -> dict[str, _C
 
 
 def main() -> None:
+    # One intra-op thread: OpenMP workers spinning while they wait made CPU time swing by
+    # 2x between identical calls; the profiler's work happens on the calling thread.
+    torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {REPEATS}")
     print("case           eager: without -> with (ms)  ratio   compiled: without -> with (ms)"
-          "  ratio   extra / measure()")
+          "  ratio   extra / measure()            analysis (ms)")
     for name, make in _cases().items():
         for train in (False, True):
             torch.manual_seed(0)
@@ -100,19 +110,22 @@ def main() -> None:
             with measurement_compile_config():
                 calls = _calls(model, x, train)
                 samples: dict[tuple[str, bool], list[float]] = {}
+                analysis: list[float] = []
                 for _ in range(REPEATS):
                     for mode, call in calls.items():
                         for with_memory in (False, True):
-                            samples.setdefault((mode, with_memory), []).append(
-                                _profiled(call, mode == "compiled", with_memory))
+                            seconds, analysed = _profiled(call, mode == "compiled", with_memory)
+                            samples.setdefault((mode, with_memory), []).append(seconds)
+                            if with_memory:
+                                analysis.append(analysed)
             line, extra = f"{name + (' train' if train else ''):<15}", 0.0
             for mode in calls:
                 without = statistics.median(samples[(mode, False)])
                 with_ = statistics.median(samples[(mode, True)])
                 extra += with_ - without
                 line += f"   {without * 1e3:9.2f} -> {with_ * 1e3:7.2f}  {with_ / without:5.2f}x"
-            print(f"{line}   {extra * 1e3:6.1f} ms of {whole:5.1f} s = {extra / whole:.2%}",
-                  flush=True)
+            print(f"{line}   {extra * 1e3:6.1f} ms of {whole:5.1f} s = {extra / whole:6.2%}"
+                  f"   {statistics.median(analysis) * 1e3:5.1f}", flush=True)
 
 
 if __name__ == "__main__":
