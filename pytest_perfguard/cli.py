@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .baseline import DEFAULT_BASELINE, Baseline, BaselineError, atomic_write
 from .compare import Rules, judge
+from .history.cli import add_history_parser
 from .results import ResultEntry, ResultsError, RunResults
 
 DEFAULT_RESULTS = Path(".perfguard") / "report" / "results.json"
@@ -69,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                         choices=["github-action-benchmark", "bencher"])
     export.add_argument("-o", "--output", type=Path)
     export.set_defaults(func=_cmd_export)
+
+    add_history_parser(sub)
     return parser
 
 

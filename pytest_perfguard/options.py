@@ -46,6 +46,11 @@ OPTIONS: tuple[Option, ...] = (
            "growth of compiled bytes moved (default 0.01)", kind="float", default=0.01),
     Option("--perfguard-utilisation-tolerance", "perfguard_utilisation_tolerance", "allowed "
            "relative drop of utilisation (default 0.10)", kind="float", default=0.10),
+    Option("--perfguard-history-record", "perfguard_history_record", "append this run (commit, "
+           "branch, every metric and verdict) to the history database", default=False),
+    Option("--perfguard-history", "perfguard_history", "history database (default: "
+           ".perfguard/history.sqlite under the rootdir)", kind="path",
+           default=".perfguard/history.sqlite"),
 )
 
 #: Marker keywords that change the comparison rules of one test.

@@ -23,6 +23,7 @@ import pytest
 
 from .baseline import Baseline, BaselineError, atomic_write, set_aside_unreadable
 from .compare import Rules, judge, unique_hints
+from .history import HistoryError, record_session
 from .options import OPTIONS, RULE_MARKER_KEYS, base_rules, dest, resolve
 from .record import Measurement
 from .results import ResultEntry, RunResults
@@ -313,7 +314,11 @@ class PerfguardPlugin:
             self._write_reports(results)
             if state.updating:
                 self._update_baseline(results)
-        except (BaselineError, OSError) as exc:
+            if state.settings["perfguard_history_record"]:
+                state.messages.append(record_session(
+                    results, _under_root(state.rootpath, state.settings["perfguard_history"]),
+                    cwd=state.rootpath, ignore=[state.report_dir, state.baseline_path]))
+        except (BaselineError, HistoryError, OSError) as exc:
             state.messages.append(f"ERROR: {exc}")
             if session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
