@@ -295,8 +295,8 @@ def render_history_markdown(view: HistoryView, *,
     recorded = [c for c in view.columns if not c.current]
     if not recorded:
         lines += ["No run recorded in the history yet: values below are this run's only.", ""]
-    what = "this run beside " if view.has_current else ""
-    lines += [f"{what}the last {len(shown) - (1 if view.has_current else 0)} recorded run(s)"
+    what = "This run beside the" if view.has_current else "The"
+    lines += [f"{what} last {len(shown) - (1 if view.has_current else 0)} recorded run(s)"
               + (f" on `{md_escape(view.branch)}`" if view.branch else "")
               + ". Bold: a value that differs from the run before it.", ""]
     changed = [t for t in view.tests if t.has_current_change()] if view.has_current else \
