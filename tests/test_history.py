@@ -178,6 +178,7 @@ def test_first_change_names_the_commit_that_added_the_graph_break(story: Story) 
         assert re.match(rf"  at     {middle[:7]}  \d{{4}}-\d\d-\d\d \d\d:\d\d  main  ", lines[2])
         assert lines[3].startswith(f"  before {story.commits[0][:7]} ")
         assert lines[3].endswith(f"  {old}")
+        assert lines[4] == "  2 run(s) since have this value"
         # Every commit between was measured: no "git counts" caveat.
         assert "git counts" not in result.stdout
 
@@ -207,9 +208,9 @@ def test_show_lists_every_commit_newest_first(story: Story) -> None:
     assert lines[0].startswith(f"{TEST_KEY} · compiled.kernel_launches · cpu ")
     date = r"\d{4}-\d\d-\d\d \d\d:\d\d"
     assert len(lines) == 4
-    assert re.fullmatch(rf"{c3}  {date}  main  2  +new", lines[1]), lines[1]
-    assert re.fullmatch(rf"{c2}  {date}  main  2  \+1 \(\+100\.0%\)  new", lines[2]), lines[2]
-    assert re.fullmatch(rf"{c1}  {date}  main  1  +new", lines[3]), lines[3]
+    assert re.fullmatch(rf"{c3}  {date}  main  2", lines[1]), lines[1]
+    assert re.fullmatch(rf"{c2}  {date}  main  2  \+1 \(\+100\.0%\)", lines[2]), lines[2]
+    assert re.fullmatch(rf"{c1}  {date}  main  1", lines[3]), lines[3]
 
     breaks = perfguard("history", "show", TEST_KEY, "--metric", "compiled.graph_breaks",
                        "-n", "2", cwd=story.repo)
@@ -487,6 +488,39 @@ def test_schema_is_versioned_and_marked(tmp_path: Path) -> None:
     connection.close()
 
 
+def test_runs_of_one_commit_make_one_line(tmp_path: Path) -> None:
+    """Re-runs of a commit (and dirty runs on top of it) are folded like ``git log`` would
+    show one commit; a metric that differs between runs of one commit says so."""
+    db = _history(tmp_path)  # commits a... and b...
+    run = sample_results()
+    for created, extra, dirty in (("2026-01-01T00:00:00+00:00", 0, False),
+                                  ("2026-01-02T00:00:00+00:00", 2, False),
+                                  ("2026-01-03T00:00:00+00:00", 2, True)):
+        run.created = created
+        for entry in run.entries:
+            if entry.measurement.key.endswith("test_mlp_block"):
+                entry.measurement.compiled.kernel_launches = 5 + extra
+        path = tmp_path / "again.json"
+        path.write_text(run.dumps())
+        args = ["--dirty"] if dirty else []
+        assert perfguard("history", "add", path, "--commit", "b" * 40, *args, "--db", db,
+                         cwd=tmp_path).returncode == 0
+    shown = perfguard("history", "show", "test_mlp_block", "--db", db, cwd=tmp_path)
+    lines = [re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d", "DATE", line)
+             for line in shown.stdout.splitlines()[1:]]
+    assert lines == ["bbbbbbb-dirty  DATE  -  7",
+                     "bbbbbbb        DATE  -  7 (3 runs: 5 to 7)  +2 (+40.0%)",
+                     "aaaaaaa        DATE  -  5"]
+    # The sample's launches are 5 for a... and b...'s first runs, 7 for its last clean run:
+    # first-change names b..., with a warning that b...'s runs disagree.
+    answer = perfguard("history", "first-change", "test_mlp_block", "compiled.kernel_launches",
+                       "--db", db, cwd=tmp_path)
+    assert answer.returncode == 0
+    assert answer.stdout.splitlines()[0] == ("b" * 40 + " is the first commit with "
+                                             "compiled.kernel_launches = 7")
+    assert "warning: runs of bbbbbbb disagree" in answer.stdout
+
+
 def test_adding_the_same_results_twice_adds_one_run(tmp_path: Path) -> None:
     db = _history(tmp_path)
     again = perfguard("history", "add", tmp_path / "results.json", "--commit", "a" * 40,
@@ -539,8 +573,8 @@ def test_plugin_reports_an_unusable_database_and_records_outside_git(
     shown = perfguard("history", "show", "test_x.py::test_chain", "--db", other,
                       cwd=pytester.path)
     assert shown.returncode == 0, shown.stderr
-    assert re.match(r"unknown  \d{4}-\d\d-\d\d \d\d:\d\d  -  1  +new$",
-                    shown.stdout.splitlines()[1]), shown.stdout
+    assert re.fullmatch(r"unknown  \d{4}-\d\d-\d\d \d\d:\d\d  -  1",
+                        shown.stdout.splitlines()[1]), shown.stdout
 
 
 # ---- which commit: git and GitHub Actions -----------------------------------------------

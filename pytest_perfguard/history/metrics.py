@@ -17,10 +17,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from typing import TypeGuard
 
 from ..record import Measurement, ModeRecord
 
 MODES = ("eager", "compiled")
+
+#: Metrics read even where the record does not declare them yet (``peak_memory`` is being
+#: added to ModeRecord); any declared numeric field is read anyway.
+_EXPECTED = ("peak_memory",)
 
 #: Field names (after the mode) measured with a clock or sampled from the device: they vary
 #: run to run, so a history of them is a trend, not a step function.
@@ -33,10 +38,12 @@ def measurement_metrics(measurement: Measurement) -> dict[str, int | float]:
     metrics: dict[str, int | float] = {}
     for mode in MODES:
         record: ModeRecord = getattr(measurement, mode)
-        for spec in fields(record):
-            value = getattr(record, spec.name)
-            if _is_number(value):
-                metrics[f"{mode}.{spec.name}"] = value
+        names = [spec.name for spec in fields(record)]
+        names += [name for name in _EXPECTED if name not in names]
+        for name in names:
+            number = getattr(record, name, None)
+            if _is_number(number):
+                metrics[f"{mode}.{name}"] = number
         timing = record.time
         if timing is not None and timing.samples:
             metrics[f"{mode}.time_median"] = timing.median
@@ -50,7 +57,7 @@ def measurement_metrics(measurement: Measurement) -> dict[str, int | float]:
     return metrics
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     return not (isinstance(value, float) and not math.isfinite(value))
