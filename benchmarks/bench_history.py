@@ -22,6 +22,7 @@ With ``--db PATH --keep`` the database is kept and reused by the next run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import subprocess
@@ -73,6 +74,11 @@ def one_run(tests: int, seed: int) -> RunResults:
         tool_version="bench")
 
 
+def sha(number: int) -> str:
+    """A commit id that looks like git's."""
+    return hashlib.sha1(str(number).encode()).hexdigest()
+
+
 def _iso(run_id: int) -> str:
     return (START + timedelta(minutes=10 * run_id)).isoformat(timespec="seconds")
 
@@ -81,7 +87,7 @@ def build(path: Path, runs: int, tests: int) -> None:
     """The schema and run 1 through the store; runs 2..N in bulk, one transaction."""
     started = time.perf_counter()
     with HistoryStore.open(path, create=True) as store:
-        store.append(one_run(tests, 1), RunInfo(commit=f"{1:040x}", branch="main"))
+        store.append(one_run(tests, 1), RunInfo(commit=sha(1), branch="main"))
     import sqlite3
 
     db = sqlite3.connect(path, isolation_level=None)
@@ -93,7 +99,7 @@ def build(path: Path, runs: int, tests: int) -> None:
     db.executemany(
         "INSERT INTO runs (id, commit_sha, branch, dirty, created, recorded, tool_version, "
         "source, fingerprint) VALUES (?, ?, 'main', 0, ?, ?, 'bench', 'bench', ?)",
-        ((i, f"{i:040x}", _iso(i), _iso(i), f"bench-{i}") for i in range(2, runs + 1)))
+        ((i, sha(i), _iso(i), _iso(i), f"bench-{i}") for i in range(2, runs + 1)))
     db.execute("INSERT INTO measurements (run, test, environment, status, train) "
                "SELECT r.id, m.test, m.environment, m.status, m.train FROM runs r "
                "CROSS JOIN measurements m WHERE m.run = 1 AND r.id > 1 ORDER BY r.id")
@@ -156,8 +162,7 @@ def main() -> int:
     def append() -> None:
         seed = next(seeds)
         with HistoryStore.open(args.db, create=True) as store:
-            store.append(one_run(args.tests, seed), RunInfo(commit=f"{seed:040x}",
-                                                            branch="main"))
+            store.append(one_run(args.tests, seed), RunInfo(commit=sha(seed), branch="main"))
 
     def show_all() -> None:
         with HistoryStore.open(args.db) as store:

@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 from report_factory import sample_results
 
+from pytest_perfguard.history import HistoryError, check_history
 from pytest_perfguard.history.gitinfo import detect
 from pytest_perfguard.history.metrics import measurement_metrics
 from pytest_perfguard.history.store import APPLICATION_ID, SCHEMA_VERSION
@@ -470,6 +471,18 @@ def test_an_unusable_database_is_a_clear_error_and_left_as_it_was(tmp_path: Path
         assert expected in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
         assert _snapshot(db.parent) == before  # not one byte changed, no file added
+
+
+def test_check_history_refuses_early_and_touches_nothing(tmp_path: Path) -> None:
+    """What the plugin may call before the tests run: a missing file is fine (it will be
+    created), an unusable one raises at once."""
+    check_history(tmp_path / "absent.sqlite")
+    assert not (tmp_path / "absent.sqlite").exists()
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"not sqlite")
+    with pytest.raises(HistoryError, match="bad.sqlite: not an SQLite database"):
+        check_history(bad)
+    assert bad.read_bytes() == b"not sqlite" and len(list(tmp_path.iterdir())) == 1
 
 
 def test_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:

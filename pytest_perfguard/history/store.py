@@ -180,7 +180,7 @@ _HEX_DIGITS = "0123456789abcdefABCDEF"
 def short_commit(commit: str, dirty: bool | int) -> str:
     """``0123456`` for a full SHA (other names as they are), ``-dirty`` for a dirty tree."""
     text = commit[:7] if len(commit) >= 7 and not commit.strip(_HEX_DIGITS) else commit
-    return f"{text}-dirty" if dirty else text
+    return text + "-dirty" if dirty else text
 
 
 def utc_iso(text: str) -> str:
