@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .baseline import DEFAULT_BASELINE, Baseline, BaselineError, atomic_write
 from .compare import judge
+from .history.cli import add_history_parser
 from .results import ResultEntry, ResultsError, RunResults
 from .settings import SettingError, add_cli_rule_arguments, cli_rule_overrides
 
@@ -73,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                         choices=["github-action-benchmark", "bencher"])
     export.add_argument("-o", "--output", type=Path)
     export.set_defaults(func=_cmd_export)
+
+    add_history_parser(sub)
     return parser
 
 
