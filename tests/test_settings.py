@@ -183,3 +183,14 @@ def test_cli_rule_flags_are_validated(tmp_path: Path) -> None:
         assert ran.returncode == 2, (flag, ran.stdout, ran.stderr)
         assert f"perfguard: error: {flag} " in ran.stderr, ran.stderr
         assert "Traceback" not in ran.stderr
+
+
+def test_the_readme_documents_every_setting() -> None:
+    """The README's tables are hand-written prose: this keeps them from drifting."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for f in dataclasses.fields(SessionSettings) + dataclasses.fields(Rules):
+        flag = f.metadata.get("flag") or "--perfguard-" + f.name.replace("_", "-")
+        assert f"`{flag}" in readme, flag
+        assert f"`{flag.lstrip('-').replace('-', '_')}`" in readme, flag
+    for f in dataclasses.fields(ProfileOptions):
+        assert f"`{f.name}`" in readme, f.name
