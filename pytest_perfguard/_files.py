@@ -219,6 +219,10 @@ class Document:
             return self.handle.read(value.length)
         return json.dumps(value, ensure_ascii=False).encode()
 
+    def resolve_span(self, value: Any) -> Any:
+        """``value`` parsed if it is a span, else as it is."""
+        return loads(self.element(value)) if isinstance(value, Span) else value
+
     def resolve(self, value: Any) -> Any:
         """``value`` with every span in it parsed (for the small parts of a document)."""
         if isinstance(value, Span):

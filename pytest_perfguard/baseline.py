@@ -608,7 +608,9 @@ class _Reader:
             if key in baseline.environments:
                 raise self.error(f"environment {key} appears twice")
             entries = baseline.block(environment, key).entries
-            for i, value in enumerate(data["environments"][n]["entries"]):
+            # (A block is itself a span in a file indented otherwise: read it whole.)
+            block = self.document.resolve_span(data["environments"][n])
+            for i, value in enumerate(block["entries"]):
                 text = self.document.element(value)
                 where = f"environments[{n}].entries[{i}]"
                 if self.replacing is not None:
@@ -632,7 +634,8 @@ class _Reader:
             environment = block_header["environment"]
             self._check_key(environment, key, f"environment block {key!r}")
             entries = baseline.block(environment).entries
-            for old_key, value in data["environments"][key]["entries"].items():
+            block = self.document.resolve_span(data["environments"][key])
+            for old_key, value in block["entries"].items():
                 text = self.document.element(value)
                 try:
                     m = schema.measurement_v1(text)

@@ -190,6 +190,9 @@ def _name(text: bytes) -> str:
     """A result's test as people read it, for messages (best effort: it may be invalid)."""
     try:
         measurement = json.loads(text)["measurement"]
-        return display((str(measurement["test_id"]), str(measurement.get("name", "default"))))
+        test_id, name = measurement["test_id"], measurement.get("name", "default")
     except Exception:  # the message is about whatever is wrong; this only names the result
         return "unnamed"
+    if not isinstance(test_id, str):
+        return "unnamed"
+    return display((test_id, name if isinstance(name, str) else "default"))

@@ -239,7 +239,8 @@ def identity_of(data: bytes) -> tuple[str, str] | None:
 def describe(exc: ValidationError, *, skip: int = 0, limit: int = 3) -> str:
     """The errors as ``field.path: problem`` (the first ``skip`` location parts dropped)."""
     errors = exc.errors(include_url=False)
-    parts = [f"{_location(e['loc'][skip:])}: {_problem(e)}" for e in errors[:limit]]
+    parts = [": ".join(filter(None, (_location(e["loc"][skip:]), _problem(e))))
+             for e in errors[:limit]]
     if len(errors) > limit:
         parts.append(f"and {len(errors) - limit} more")
     return "; ".join(parts)
@@ -249,7 +250,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(the document)"
+    return text
 
 
 def _problem(error: Any) -> str:
