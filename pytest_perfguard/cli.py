@@ -117,7 +117,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                     judge(baseline, e.measurement, e.verdict.rules.replace(**overrides)))
         for e in results.entries
     ]
-    compared = RunResults(entries=entries, created=results.created,
+    compared = RunResults(entries=entries, errors=results.errors, created=results.created,
                           tool_version=results.tool_version, rules=results.rules,
                           baseline_path=str(args.baseline))
     print(render_terminal(compared, verbose=True))

@@ -33,7 +33,7 @@ from .baseline import (
 )
 from .compare import judge
 from .record import Measurement
-from .results import ResultEntry, RunResults
+from .results import ResultEntry, RunResults, TestError
 from .settings import (
     ProfileOptions,
     Rules,
@@ -45,15 +45,6 @@ from .settings import (
     resolve_pytest_settings,
     split_marker,
 )
-
-
-@dataclass
-class TestError:
-    """A test that used the fixture and failed before producing a measurement."""
-
-    test_id: str
-    when: str
-    message: str
 
 
 @dataclass
@@ -287,7 +278,7 @@ class PerfguardPlugin:
             self.session.entries.extend(results.entries)
         error = getattr(report, _ERROR_ATTR, None)
         if error:
-            self.session.errors.append(TestError(**json.loads(error)))
+            self.session.errors.append(TestError.from_dict(json.loads(error)))
 
     # -- what the run could see (for prune) ------------------------------------------
 
@@ -311,12 +302,12 @@ class PerfguardPlugin:
             return
         results = RunResults(
             entries=state.entries,
+            errors=state.errors,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             tool_version=__version__,
             rules=state.rules.to_dict(),
             baseline_path=str(state.baseline_path),
         )
-        results.errors = list(state.errors)  # type: ignore[attr-defined]
         state.results = results
         if state.settings.update:
             if exitstatus == pytest.ExitCode.INTERRUPTED:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
+from pydantic import ValidationError, with_config
+from typing_extensions import NotRequired, TypedDict
 
 from . import schema
 from ._files import Document, NonFiniteNumber, NotLaidOut, read_document
 from .baseline import display
 from .compare import STATUS_ORDER, Verdict
 from .record import Measurement
+from .settings import Rules
 
 #: Version of the results.json layout (documented in README "results.json").
 RESULTS_SCHEMA = 1
@@ -37,6 +39,31 @@ class ResultEntry:
 
 
 @dataclass
+class TestError:
+    """A test that errored (in collection, setup, call or teardown), with its error.
+
+    A test that errors before it measures anything has no :class:`ResultEntry`; without
+    this record it would be missing from every report.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    test_id: str
+    when: str  # "setup"|"call"|"teardown"|"collect"
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"test_id": self.test_id, "when": self.when, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TestError:
+        if not isinstance(data, dict):
+            raise TypeError(f"an error entry must be an object, not {type(data).__name__}")
+        return cls(test_id=str(data["test_id"]), when=str(data["when"]),
+                   message=str(data.get("message", "")))
+
+
+@dataclass
 class RunResults:
     entries: list[ResultEntry] = field(default_factory=list)
     #: ISO-8601 time the run finished (UTC).
@@ -45,6 +72,9 @@ class RunResults:
     #: The session's rules (each verdict carries the rules that made it: markers differ).
     rules: dict[str, Any] = field(default_factory=dict)
     baseline_path: str = ""
+    #: Tests that errored; reports list them first. Results files without the key
+    #: (written before it existed) read as no errors.
+    errors: list[TestError] = field(default_factory=list)
 
     def sorted_entries(self) -> list[ResultEntry]:
         """Regressions first, then improvements, new, other-environment, unchanged; by key."""
@@ -65,6 +95,7 @@ class RunResults:
                 {"measurement": e.measurement.to_dict(), "verdict": e.verdict.to_dict()}
                 for e in self.sorted_entries()
             ],
+            "errors": [error.to_dict() for error in self.errors],
         }
 
     def dumps(self) -> str:
@@ -87,6 +118,21 @@ class RunResults:
 # ----------------------------------------------------------------------------------------
 # Reading and validating (schema.py declares what a valid file holds)
 # ----------------------------------------------------------------------------------------
+
+
+@with_config(schema.EXTRAS_IGNORED)
+class ResultsHeader(TypedDict):
+    """results.json without its results (validated one by one, as ``schema.ResultItem``)."""
+
+    schema: int
+    results: list[Any]
+    tool: NotRequired[str]
+    tool_version: NotRequired[str]
+    created: NotRequired[str]
+    rules: NotRequired[Rules]
+    baseline_path: NotRequired[str]
+    errors: NotRequired[list[TestError]]
+
 
 #: Where a result's ``{`` stands in the file perfguard writes (how the lean reader finds it).
 _ITEM_INDENT = 4
@@ -139,7 +185,7 @@ class _Reader:
                              f"understands ({RESULTS_SCHEMA}); upgrade pytest-torch-perfguard")
         slim = {**data, "results": [None] * len(data["results"])}
         try:
-            header = schema.adapter(schema.ResultsHeader).validate_json(
+            header = schema.adapter(ResultsHeader).validate_json(
                 json.dumps(self.document.resolve(slim), ensure_ascii=False))
         except ValidationError as exc:
             raise self.error(schema.describe(exc)) from None
@@ -150,6 +196,7 @@ class _Reader:
             tool_version=header.get("tool_version", ""),
             rules=rules.to_dict() if rules is not None else {},
             baseline_path=header.get("baseline_path", ""),
+            errors=header.get("errors", []),
         )
 
     def entries(self) -> Iterator[ResultEntry]:

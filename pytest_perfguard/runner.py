@@ -18,18 +18,15 @@ import torch
 
 from .collectors import _torch_private as private
 from .collectors import traces
-from .collectors.bytes_eager import ByteCounter
+from .collectors.bytes_compiled import compiled_bytes
+from .collectors.bytes_eager import count_bytes_and_flops
 from .collectors.environment import fingerprint
+from .collectors.events import rows_from_profiler
+from .collectors.gpu import compute_dtype, record_gpu_counters
 from .collectors.kernels import KernelCount, count_cpu_kernels, count_device_kernels
 from .collectors.numerics import NumericsMismatch, check, iter_tensors
 from .record import GraphBreak, Measurement, ModeRecord, Numerics, Timing
 from .settings import ProfileOptions
-
-_DTYPE_BYTES = {
-    "float": 4, "double": 8, "c10::Half": 2, "c10::BFloat16": 2, "Half": 2, "BFloat16": 2,
-    "long int": 8, "int": 4, "short int": 2, "signed char": 1, "unsigned char": 1, "bool": 1,
-    "c10::complex<float>": 8, "c10::complex<double>": 16,
-}
 
 
 class ModelError(Exception):
@@ -107,7 +104,6 @@ def measure(
     test_id: str,
     profile: bool = True,
     trace_dir: Path | None = None,
-    event_sink: Callable[[str, list[Any]], None] | None = None,
 ) -> Measurement:
     """Measure ``model(*args, **kwargs)`` eager and compiled.
 
@@ -169,19 +165,19 @@ def measure(
             for _ in range(options.warmup - 1):
                 eager()
                 compiled()
-            _profile_mode(eager, device, eager_record, recorder=None, event_sink=event_sink)
-            _count_eager_bytes_and_flops(eager, eager_record)
-            trace_file = traces.trace_file(trace_dir)
+            _profile_mode(eager, device, eager_record, recorder=None, trace_dir=trace_dir)
+            eager_record.bytes_moved, eager_record.flops = count_bytes_and_flops(eager)
             _profile_mode(compiled, device, compiled_record, recorder=recorder,
-                          backend=options.backend, trace_file=trace_file,
-                          event_sink=event_sink)
+                          backend=options.backend, trace_dir=trace_dir)
             # Compiled kernels do the model's work: FLOPs are the program's (see README).
             compiled_record.flops = eager_record.flops
             if eager_record.flops is None:
                 compiled_record.unavailable["flops"] = eager_record.unavailable.get("flops", "")
             _time_interleaved(eager, compiled, device, options.repeats,
                               eager_record, compiled_record)
-            _gpu_counters(eager, compiled, device, model, args, eager_record, compiled_record)
+            record_gpu_counters({"eager": eager, "compiled": compiled},
+                                {"eager": eager_record, "compiled": compiled_record},
+                                device, compute_dtype(model, args))
             if compiled_record.time is not None:
                 compiled_record.compile_seconds = max(
                     first_call_seconds - compiled_record.time.median, 0.0)
@@ -272,8 +268,7 @@ def _profile_mode(
     *,
     recorder: private.CompileRecorder | None,
     backend: str = "",
-    trace_file: Path | None = None,
-    event_sink: Callable[[str, list[Any]], None] | None = None,
+    trace_dir: Path | None = None,
 ) -> None:
     from torch.profiler import ProfilerActivity, profile
 
@@ -284,66 +279,25 @@ def _profile_mode(
     with profile(activities=activities, record_shapes=recorder is not None) as prof:
         call()
         _sync(device)
-    if trace_file is not None:
-        prof.export_chrome_trace(str(trace_file))
-    events = list(prof.events())
-    if event_sink is not None:
-        event_sink(record.mode, events)
+    if trace_dir is not None and recorder is not None:
+        prof.export_chrome_trace(str(traces.trace_file(trace_dir)))
+    rows = rows_from_profiler(prof.events())
+    if trace_dir is not None:
+        traces.save_rows(trace_dir, record.mode, rows)
     counted: KernelCount
     if device.type == "cuda":
-        counted = count_device_kernels(events)
+        counted = count_device_kernels(rows)
         record.device_seconds = sum(k.device_seconds or 0.0 for k in counted.kernels)
     else:
-        counted = count_cpu_kernels(events)
+        counted = count_cpu_kernels(rows)
     record.kernel_launches = counted.launches
     record.kernels = counted.kernels
     if recorder is None:
         return
-    # Compiled bytes: inductor's count for each graph that ran, plus eager ops between graphs.
-    if recorder.bytes_unavailable:
-        record.unavailable["bytes_moved"] = recorder.bytes_unavailable
-        return
-    ran = set(counted.compiled_regions)
-    if ran and not recorder.bytes_by_compile_id:
-        record.unavailable["bytes_moved"] = (
-            f"backend {backend!r} reported no inductor byte counts" if backend != "inductor"
-            else "inductor reported no byte counts for the compiled graphs")
-        return
-    missing = sorted(r for r in ran if r not in recorder.bytes_by_compile_id
-                     and any(g.compile_id == r for g in recorder.graphs))
-    if missing:
-        record.unavailable["bytes_moved"] = (
-            f"no inductor byte count for compiled graph(s) {', '.join(missing)}")
-        return
-    total = sum(recorder.bytes_by_compile_id.get(r, 0) for r in ran)
-    total += sum(_estimate_op_bytes(shapes, dtypes) for _, shapes, dtypes in counted.outside_graph_ops)
-    record.bytes_moved = total
-
-
-def _estimate_op_bytes(shapes: list[Any], dtypes: list[Any]) -> int:
-    """Bytes of an eager op between compiled graphs, from the profiler's recorded inputs:
-    every tensor input read once, and one output the size of the first tensor input."""
-    sizes = []
-    for shape, dtype in zip(shapes, dtypes, strict=False):
-        if isinstance(shape, list) and shape and all(isinstance(d, int) for d in shape):
-            elements = 1
-            for d in shape:
-                elements *= d
-            sizes.append(elements * _DTYPE_BYTES.get(str(dtype), 4))
-        elif shape == [] and str(dtype) in _DTYPE_BYTES and dtype != "Scalar":
-            sizes.append(_DTYPE_BYTES[str(dtype)])
-    return sum(sizes) + (sizes[0] if sizes else 0)
-
-
-def _count_eager_bytes_and_flops(call: _Call, record: ModeRecord) -> None:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = ByteCounter()
-    flop_counter = FlopCounterMode(display=False)
-    with flop_counter, counter:
-        call()
-    record.bytes_moved = counter.bytes_moved
-    record.flops = int(flop_counter.get_total_flops())
+    bytes_moved, reason = compiled_bytes(recorder, counted, backend)
+    if reason is not None:
+        record.unavailable["bytes_moved"] = reason
+    record.bytes_moved = bytes_moved
 
 
 def _time_interleaved(
@@ -372,76 +326,3 @@ def _time_one(call: _Call, device: torch.device) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
-
-
-
-def _gpu_counters(
-    eager: _Call,
-    compiled: _Call,
-    device: torch.device,
-    model: Any,
-    args: tuple[Any, ...],
-    eager_record: ModeRecord,
-    compiled_record: ModeRecord,
-) -> None:
-    """NVML readings and utilisation against the roofline (CUDA only).
-
-    Each mode gets its own contiguous sampled block, repeated until NVML's averaging window
-    (up to 1 s) is covered, so its utilisation is that mode's alone.
-    """
-    if device.type != "cuda":
-        for record in (eager_record, compiled_record):
-            record.unavailable["nvml"] = "no GPU: this run was on the CPU"
-            record.unavailable["utilisation"] = "no GPU: this run was on the CPU"
-            record.unavailable["device_seconds"] = "no GPU: this run was on the CPU"
-        return
-    from .collectors.nvml import MIN_WINDOW_S, NvmlSampler, window_long_enough
-    from .collectors.peaks import calibrate, datasheet_peaks, utilisation
-
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    dtype = _compute_dtype(model, args)
-    peak_dtype: Any = dtype
-    if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
-        peak_dtype = "tf32"
-    peaks = datasheet_peaks(torch.cuda.get_device_name(index))
-    if peaks is None:
-        try:
-            peaks = calibrate(device, dtype)
-        except Exception as exc:  # calibration is best effort; the reason is recorded
-            for record in (eager_record, compiled_record):
-                record.unavailable["peaks"] = f"no datasheet entry and calibration failed: {exc}"
-    try:
-        uuid = str(torch.cuda.get_device_properties(index).uuid)
-    except Exception:
-        uuid = None
-    for call, record in ((eager, eager_record), (compiled, compiled_record)):
-        with NvmlSampler(index, device_uuid=uuid) as sampler:
-            start = time.perf_counter()
-            calls = 0
-            while calls < 10_000 and (calls < 3 or not window_long_enough(
-                    time.perf_counter() - start)):
-                call()
-                calls += 1
-                if time.perf_counter() - start > 2 * MIN_WINDOW_S:
-                    break
-            _sync(device)
-        record.nvml = sampler.summary()
-        if sampler.unavailable_reason is not None:
-            record.unavailable["nvml"] = sampler.unavailable_reason
-        if record.device_seconds:
-            record.utilisation = utilisation(record.bytes_moved, record.flops,
-                                             record.device_seconds, peaks, peak_dtype)
-        else:
-            record.unavailable["utilisation"] = "no device time was recorded for this mode"
-
-
-def _compute_dtype(model: Any, args: tuple[Any, ...]) -> torch.dtype:
-    """The floating dtype the model computes in: its first floating parameter, else input."""
-    if isinstance(model, torch.nn.Module):
-        for p in model.parameters():
-            if p.is_floating_point():
-                return p.dtype
-    for _, leaf in iter_tensors(list(args), "input"):
-        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
-            return leaf.dtype
-    return torch.float32

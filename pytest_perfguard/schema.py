@@ -114,19 +114,6 @@ class ResultItem:
     verdict: Annotated[Verdict, BeforeValidator(_verdict_rules)]
 
 
-@with_config(EXTRAS_IGNORED)
-class ResultsHeader(TypedDict):
-    """results.json without its results (validated one by one, as :class:`ResultItem`)."""
-
-    schema: int
-    results: list[Any]
-    tool: NotRequired[str]
-    tool_version: NotRequired[str]
-    created: NotRequired[str]
-    rules: NotRequired[Rules]
-    baseline_path: NotRequired[str]
-
-
 @with_config(EXACT)
 class BlockV2(TypedDict):
     key: str

@@ -56,24 +56,6 @@ def _models(device: str) -> dict[str, tuple[Any, tuple[Any, ...], dict[str, Any]
     }
 
 
-def event_rows(events: list[Any]) -> list[dict[str, Any]]:
-    """Profiler FunctionEvents as plain rows (parent by index), for tests/data replay."""
-    index = {id(e): i for i, e in enumerate(events)}
-    rows = []
-    for e in events:
-        parent = getattr(e, "cpu_parent", None)
-        rows.append({
-            "name": e.name,
-            "device_type": str(getattr(e, "device_type", "")),
-            "parent": index.get(id(parent)) if parent is not None else None,
-            "start_us": float(e.time_range.start),
-            "dur_us": float(e.time_range.elapsed_us()),
-            "input_shapes": getattr(e, "input_shapes", None) or [],
-            "input_types": getattr(e, "input_type", None) or [],
-        })
-    return rows
-
-
 def measure_all(out: Path) -> list[dict[str, Any]]:
     import torch
 
@@ -82,16 +64,18 @@ def measure_all(out: Path) -> list[dict[str, Any]]:
     traces: dict[str, dict[str, Any]] = {}
     records = []
     for name, (model, args, extra) in _models("cuda").items():
-        sink: dict[str, Any] = {}
         started = time.perf_counter()
+        trace_dir = out / "traces" / name
         try:
+            # --perfguard-traces' folder: each mode's profiler events as the plain table.
             m = measure(model, args, {}, ProfileOptions(repeats=10, name=name, **extra),
-                        test_id=f"gpu_check::{name}",
-                        event_sink=lambda mode, ev, sink=sink: sink.__setitem__(mode, event_rows(ev)))
+                        test_id=f"gpu_check::{name}", trace_dir=trace_dir)
         except Exception as exc:  # keep going: one broken model must not hide the others
             print(f"{name}: FAILED {type(exc).__name__}: {exc}", flush=True)
             records.append({"name": name, "error": f"{type(exc).__name__}: {exc}"})
             continue
+        sink = {mode: json.loads((trace_dir / f"{mode}.events.json").read_text())
+                for mode in ("eager", "compiled")}
         traces[name] = sink
         records.append(m.to_dict())
         print(f"{name}: measured in {time.perf_counter() - started:.1f}s", flush=True)

@@ -16,6 +16,13 @@ Entries:
 * ``test_conv_bn_relu``: other-environment.
 * GPU ``test_matmul_relu[cuda-fp16]`` and ``test_bmm_small[cuda-fp32]``: utilisation and
   NVML data (the roofline has points), unchanged.
+* Two errored tests of the CPU job (one in setup, one with hostile text in its message).
+
+Peak memory is the tensors alive at once in one call, as ``ModeRecord.peak_memory`` holds
+it; each value below is the sum of the allocations listed for that mode (derived in each
+entry's comment). ``test_conv_bn_relu`` has none: results written before peak memory
+existed. Every CPU record says "no GPU" for NVML, utilisation and device time in both
+modes, as the runner writes it; the reports say that once per environment.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dataclasses import asdict
 
 from pytest_perfguard.compare import Change, Rules, Verdict
 from pytest_perfguard.record import (
+    Allocation,
     Environment,
     GraphBreak,
     Kernel,
@@ -34,7 +42,7 @@ from pytest_perfguard.record import (
     Timing,
     Utilisation,
 )
-from pytest_perfguard.results import ResultEntry, RunResults
+from pytest_perfguard.results import ResultEntry, RunResults, TestError
 
 CREATED = "2025-11-26T14:40:00+00:00"
 TOOL_VERSION = "0.1.0"
@@ -46,6 +54,24 @@ EVIL_TEST_ID = "tests/test_ops.py::test_custom_op[<script>alert(1)</script>|a`b]
 H100_PEAK_BYTES = 3.35e12
 H100_PEAK_FP16 = 989.4e12
 H100_PEAK_FP32 = 66.9e12
+
+MiB = 1024**2
+
+#: What the runner records for every GPU-only metric of a CPU run.
+NO_GPU = "no GPU: this run was on the CPU"
+
+
+def on_cpu(*records: ModeRecord) -> None:
+    """Mark the GPU-only metrics unavailable, as the runner does on a CPU run."""
+    for record in records:
+        for metric in ("nvml", "utilisation", "device_seconds"):
+            record.unavailable.setdefault(metric, NO_GPU)
+
+
+def peak(record: ModeRecord, *allocations: tuple[str, int, str]) -> None:
+    """Set a mode's peak memory to the sum of the tensors alive at its peak."""
+    record.peak_allocations = [Allocation(op, size, shape) for op, size, shape in allocations]
+    record.peak_memory = sum(size for _, size, _ in allocations)
 
 
 def cpu_environment() -> Environment:
@@ -168,6 +194,18 @@ def mlp_block_regressed() -> ResultEntry:
         numerics=Numerics(checked=True, ok=True, max_abs_error=2.4e-06, max_rel_error=1.1e-05,
                           where="output[0][17, 3, 402]", atol=1e-05, rtol=1.3e-06),
     )
+    # Eager peak: during the second addmm, the first addmm's and GELU's [8192, 2048] fp32
+    # outputs (64 MiB each) and its own [8192, 512] output (16 MiB) are alive: 144 MiB.
+    peak(eager, ("aten::addmm", 64 * MiB, "[8192, 2048] float32"),
+         ("aten::gelu", 64 * MiB, "[8192, 2048] float32"),
+         ("aten::addmm", 16 * MiB, "[8192, 512] float32"))
+    # Compiled: the graph break keeps the GELU output alive across the break (128 MiB), and
+    # the fused output and the mean's scalar buffer are allocated before it is freed.
+    peak(compiled, ("extern_kernels.addmm", 64 * MiB, "[8192, 2048] float32"),
+         ("cpp_fused_gelu_0", 64 * MiB, "[8192, 2048] float32"),
+         ("cpp_fused_add_native_layer_norm_2", 16 * MiB, "[8192, 512] float32"),
+         ("cpp_fused_mean_1", 4, "[] float32"))
+    on_cpu(eager, compiled)
     break_hint = ("new graph break at tests/test_models.py:48: Unsupported Tensor.item() call "
                   "with capture_scalar_outputs=False")
     kernel_hints = [
@@ -184,6 +222,11 @@ def mlp_block_regressed() -> ResultEntry:
             Change("compiled bytes_moved", 360_720_384, 427_829_248, "regressed",
                    kernel_hints + [break_hint]),
             Change("fusion_ratio", 1.25, 1.0, "regressed", kernel_hints + [break_hint]),
+            # Baseline compiled peak 128 MiB (the GELU output was freed before the fused
+            # kernel ran); eager 144 MiB, so the baseline memory ratio was 144/128 = 1.125.
+            Change("compiled peak_memory", 128 * MiB, 144 * MiB + 4, "regressed", [break_hint]),
+            Change("memory_ratio", 1.125, 144 * MiB / (144 * MiB + 4), "regressed",
+                   [break_hint]),
         ],
     )
     return ResultEntry(measurement, verdict)
@@ -224,6 +267,16 @@ def layernorm_gelu_improved() -> ResultEntry:
         numerics=Numerics(checked=True, ok=True, max_abs_error=4.8e-07, max_rel_error=3.0e-06,
                           where="output[2048, 77]", atol=1e-05, rtol=1.3e-06),
     )
+    # [4096, 1024] fp32 is 16 MiB. Eager: the layer norm's output and its [4096, 1] mean
+    # and rstd (16 KiB each) are alive while GELU writes its output: 32 MiB + 32 KiB.
+    # Compiled: one fused kernel writes only the output: 16 MiB. Memory ratio 2.00x.
+    peak(measurement.eager, ("aten::native_layer_norm", 16 * MiB, "[4096, 1024] float32"),
+         ("aten::gelu", 16 * MiB, "[4096, 1024] float32"),
+         ("aten::native_layer_norm", 16 * 1024, "[4096, 1] float32"),
+         ("aten::native_layer_norm", 16 * 1024, "[4096, 1] float32"))
+    peak(measurement.compiled,
+         ("cpp_fused_add_gelu_mul_native_layer_norm_0", 16 * MiB, "[4096, 1024] float32"))
+    on_cpu(measurement.eager, measurement.compiled)
     verdict = Verdict(
         key=measurement.key,
         status="improved",
@@ -279,6 +332,29 @@ def sdpa_backward_new() -> ResultEntry:
         numerics=Numerics(checked=True, ok=True, max_abs_error=0.0078125, max_rel_error=0.0039,
                           where="grad[q][1, 3, 120, 5]", atol=0.016, rtol=0.016),
     )
+    # bf16 [4096, 512] and [4, 8, 1024, 64] are 4 MiB each; the fp32 logsumexp [4, 8, 1024]
+    # is 128 KiB. Eager peak in backward: the saved q, k, v projections, the attention
+    # output and its logsumexp, and the three attention gradients: 7 x 4 MiB + 128 KiB.
+    peak(measurement.eager,
+         *[("aten::addmm", 4 * MiB, "[4096, 512] bfloat16")] * 3,
+         ("aten::_scaled_dot_product_flash_attention_for_cpu", 4 * MiB, "[4, 8, 1024, 64] bfloat16"),
+         *[("aten::_scaled_dot_product_flash_attention_for_cpu_backward", 4 * MiB,
+            "[4, 8, 1024, 64] bfloat16")] * 3,
+         ("aten::_scaled_dot_product_flash_attention_for_cpu", 128 * 1024,
+          "[4, 8, 1024] float32"))
+    # Compiled: the min-cut partitioner recomputes two projections, so one projection, the
+    # attention output, the three gradients, the logsumexp and a [512] fp32 bias gradient
+    # (2 KiB) are alive: 5 x 4 MiB + 128 KiB + 2 KiB. Seven tensors: the two smallest are
+    # not shown (TOP_ALLOCATIONS is 5).
+    peak(measurement.compiled,
+         ("extern_kernels.addmm", 4 * MiB, "[4096, 512] bfloat16"),
+         ("aten::_scaled_dot_product_flash_attention_for_cpu", 4 * MiB, "[4, 8, 1024, 64] bfloat16"),
+         *[("aten::_scaled_dot_product_flash_attention_for_cpu_backward", 4 * MiB,
+            "[4, 8, 1024, 64] bfloat16")] * 3,
+         ("aten::_scaled_dot_product_flash_attention_for_cpu", 128 * 1024,
+          "[4, 8, 1024] float32"),
+         ("cpp_fused_sum_0", 2048, "[512] float32"))
+    on_cpu(measurement.eager, measurement.compiled)
     return ResultEntry(measurement, Verdict(key=measurement.key, status="new"))
 
 
@@ -319,6 +395,11 @@ def evil_unchanged() -> ResultEntry:
         numerics=Numerics(checked=True, ok=True, max_abs_error=0.0, max_rel_error=0.0,
                           atol=1e-05, rtol=1.3e-06),
     )
+    # Hostile op names and shapes in the allocations too: 1 MiB + 1 MiB eager, 1 MiB compiled.
+    evil_shape = "[<b>3</b>|`x`]\n| y |"
+    peak(measurement.eager, (evil_kernel, MiB, evil_shape), ("aten::relu", MiB, "[512, 512]"))
+    peak(measurement.compiled, (evil_kernel, MiB, evil_shape))
+    on_cpu(measurement.eager, measurement.compiled)
     return ResultEntry(measurement, Verdict(key=measurement.key, status="unchanged"))
 
 
@@ -357,6 +438,7 @@ def conv_bn_relu_other_environment() -> ResultEntry:
         ),
         numerics=Numerics(checked=False, message="model is stochastic (dropout in train mode)"),
     )
+    on_cpu(measurement.eager, measurement.compiled)  # and no peak memory: an older results file
     verdict = Verdict(
         key=measurement.key,
         status="other-environment",
@@ -416,6 +498,11 @@ def matmul_relu_gpu() -> ResultEntry:
         numerics=Numerics(checked=True, ok=True, max_abs_error=0.0625, max_rel_error=0.00098,
                           where="output[3071, 12]", atol=0.1, rtol=0.001),
     )
+    # [4096, 4096] fp16 is 32 MiB: eager holds the matmul output and the ReLU output; the
+    # fused template writes one.
+    peak(measurement.eager, ("aten::mm", 32 * MiB, "[4096, 4096] float16"),
+         ("aten::relu", 32 * MiB, "[4096, 4096] float16"))
+    peak(measurement.compiled, ("triton_tem_fused_mm_relu_0", 32 * MiB, "[4096, 4096] float16"))
     verdict = Verdict(
         key=measurement.key,
         status="unchanged",
@@ -464,14 +551,34 @@ def bmm_small_gpu() -> ResultEntry:
         numerics=Numerics(checked=True, ok=True, max_abs_error=3.8e-06, max_rel_error=2.1e-06,
                           where="output[2210, 17, 40]", atol=1e-05, rtol=1.3e-06),
     )
+    # [4096, 64, 64] fp32 is 64 MiB, the output alone in both modes.
+    peak(measurement.eager, ("aten::bmm", 64 * MiB, "[4096, 64, 64] float32"))
+    peak(measurement.compiled, ("triton_tem_fused_bmm_0", 64 * MiB, "[4096, 64, 64] float32"))
     return ResultEntry(measurement, Verdict(key=measurement.key, status="unchanged"))
 
 
 # --- runs --------------------------------------------------------------------------------
 
 
-def _run(entries: list[ResultEntry]) -> RunResults:
+#: An error message with markup, a code fence and a pipe: it must stay text everywhere.
+EVIL_ERROR = ("RuntimeError: boom | ```</details><script>alert(7)</script>\n"
+              "```\n  File \"tests/test_models.py\", line 12, in test_t5\n"
+              "    model(<img src=x onerror=alert(8)>)")
+
+
+def errors() -> list[TestError]:
+    """The CPU job's errored tests: one in setup (a missing fixture), one in the call."""
+    return [
+        TestError("tests/test_models.py::test_whisper_encoder[tiny]", "setup",
+                  "fixture 'whisper_config' not found\n>       available fixtures: cache, "
+                  "capsys, perfguard, tmp_path"),
+        TestError("tests/test_models.py::test_t5[<b>tiny</b>]", "call", EVIL_ERROR),
+    ]
+
+
+def _run(entries: list[ResultEntry], errored: list[TestError] | None = None) -> RunResults:
     return RunResults(
+        errors=errored or [],
         entries=entries,
         created=CREATED,
         tool_version=TOOL_VERSION,
@@ -487,7 +594,7 @@ def cpu_run() -> RunResults:
         mlp_block_regressed(),
         sdpa_backward_new(),
         conv_bn_relu_other_environment(),
-    ])
+    ], errors())
 
 
 def gpu_run() -> RunResults:
@@ -496,4 +603,4 @@ def gpu_run() -> RunResults:
 
 def sample_results() -> RunResults:
     """The merged CI matrix: every CPU entry, then every GPU entry (input order unsorted)."""
-    return _run(cpu_run().entries + gpu_run().entries)
+    return _run(cpu_run().entries + gpu_run().entries, errors())

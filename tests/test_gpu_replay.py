@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pytest_perfguard.collectors.events import EventRow, rows_from_json
 from pytest_perfguard.collectors.kernels import count_device_kernels
 from pytest_perfguard.compare import Rules, compare
 from pytest_perfguard.record import Measurement
@@ -19,32 +20,9 @@ from pytest_perfguard.record import Measurement
 DATA = Path(__file__).parent / "data"
 
 
-class _Range:
-    def __init__(self, start: float, dur: float) -> None:
-        self.start, self._dur = start, dur
-
-    def elapsed_us(self) -> float:
-        return self._dur
-
-
-class RecordedEvent:
-    """A profiler FunctionEvent as recorded: the attributes the counters read."""
-
-    def __init__(self, row: dict[str, Any]) -> None:
-        self.name = row["name"]
-        self.device_type = row["device_type"]
-        self.time_range = _Range(row["start_us"], row["dur_us"])
-        self.input_shapes = row["input_shapes"]
-        self.input_type = row["input_types"]
-        self.cpu_parent: RecordedEvent | None = None
-
-
-def load_events(rows: list[dict[str, Any]]) -> list[RecordedEvent]:
-    events = [RecordedEvent(r) for r in rows]
-    for event, row in zip(events, rows, strict=True):
-        if row["parent"] is not None:
-            event.cpu_parent = events[row["parent"]]
-    return events
+def load_events(rows: list[dict[str, Any]]) -> list[EventRow]:
+    """The recorded rows, read by the same parser a live run's table goes through."""
+    return rows_from_json(rows)
 
 
 TRACES = json.loads((DATA / "h100_gpu_traces.json").read_text())

@@ -103,19 +103,27 @@ def test_report_renders_in_chromium(tmp_path: Path, report: Path) -> None:
     dom.feed(result.stdout)
     # The charts are in the rendered DOM, with their bars and points.
     svgs = {a.get("id"): a for a in dom.of("svg")}
-    for chart_id in ("chart-launches", "chart-bytes", "chart-changes", "chart-roofline"):
+    for chart_id in ("chart-launches", "chart-bytes", "chart-memory", "chart-changes",
+                     "chart-roofline"):
         assert chart_id in svgs, f"{chart_id} not rendered"
         assert svgs[chart_id]["role"] == "img" and "chart" in svgs[chart_id]["class"]
     assert len(dom.of("rect")) > 30
     assert len([c for c in dom.of("circle") if c.get("class") == "roof-point"]) == 4
-    # What a person reads first: the regressed test.
+    # What a person reads first: the errored tests, then the regressed one.
     entries = [a for t, a in dom.elements if "test-entry" in a.get("class", "").split()]
-    assert len(entries) == 7
-    assert entries[0]["data-status"] == "regressed"
-    assert entries[0]["id"].startswith("test-tests-test-models-py-test-mlp-block-")
-    # Hostile test ids and kernel names stayed text: the only script is the report's own.
-    assert len(dom.of("script")) == 1 and dom.of("img") == []
+    assert len(entries) == 9
+    assert [e["data-status"] for e in entries[:3]] == ["errored", "errored", "regressed"]
+    assert entries[2]["id"].startswith("test-tests-test-models-py-test-mlp-block-")
+    # Hostile test ids, kernel names, shapes and error messages stayed text: the only
+    # script is the report's own, and no element came from them.
+    assert len(dom.of("script")) == 1 and dom.of("img") == [] and dom.of("b") == []
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in result.stdout
+    assert "&lt;/details&gt;&lt;script&gt;alert(7)&lt;/script&gt;" in result.stdout
+    # Every bar chart drew its bars: 7 tests x 2 modes (the memory chart: 6 tests, the
+    # seventh has no peak memory).
+    for chart_id, bars in (("chart-launches", 14), ("chart-bytes", 14), ("chart-memory", 12)):
+        chart = result.stdout.split(f'id="{chart_id}"')[1].split("</svg>")[0]
+        assert chart.count("<rect ") == bars + 2, chart_id  # plus the two legend swatches
     # The trace links are there and local.
     hrefs = [a["href"] for a in dom.of("a") if not a["href"].startswith("#")]
     assert hrefs == ["traces/mlp.json", "traces/mlp.py"]

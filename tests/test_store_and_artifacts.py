@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_perfguard.baseline import atomic_write
+from pytest_perfguard.plugin import trace_folder_name
 
 
 def test_interrupted_write_leaves_the_old_file_whole(tmp_path: Path, monkeypatch) -> None:
@@ -35,12 +36,15 @@ def test_chain(perfguard):
 """)
     result = pytester.runpytest("--perfguard", "--perfguard-traces", "--junitxml=junit.xml")
     result.assert_outcomes(passed=1)
-    traces = pytester.path / ".perfguard" / "report" / "traces" / "test_x.py_test_chain"
-    assert (traces / "default.trace.json").stat().st_size > 0
-    code = (traces / "default.code.py").read_text()
+    # One folder per measurement: a readable prefix and a hash of (test id, name).
+    folder = trace_folder_name("test_x.py::test_chain", "default")
+    assert folder.startswith("test_x.py_test_chain-default-")
+    traces = pytester.path / ".perfguard" / "report" / "traces" / folder
+    assert (traces / "trace.json").stat().st_size > 0
+    code = (traces / "code.py").read_text()
     assert "cpp_fused_add_mul_0" in code
     html = (pytester.path / ".perfguard" / "report" / "report.html").read_text()
-    assert "traces/test_x.py_test_chain/default.trace.json" in html
+    assert f"traces/{folder}/trace.json" in html
     properties = {
         p.get("name"): p.get("value")
         for p in ET.parse(pytester.path / "junit.xml").iter("property")

@@ -346,9 +346,10 @@ def classify_op(qualified_name: str) -> str:
     (does work), "composite" (decomposes: look at its children), "view"/"metadata" (no
     work), "custom" (a user's op), "unknown" (not an operator, e.g. a Python range).
 
-    Uses ``OpOverload.has_kernel_for_dispatch_key(CompositeImplicitAutograd)`` (decomposes
-    before reaching a kernel) and ``OpOverload.is_view``, over all overloads of the name
-    (the profiler does not name the overload). Checked on torch 2.11-2.13.
+    Uses the C++ dispatcher table, ``torch._C._dispatch_has_kernel_for_dispatch_key(name,
+    CompositeImplicitAutograd)`` (the op decomposes before reaching a kernel), and
+    ``OpOverload.is_view``, over all overloads of the name (the profiler does not name the
+    overload; ``out`` overloads are skipped). Checked on torch 2.11-2.13.
     """
     cached = _op_kind_cache.get(qualified_name)
     if cached is not None:
@@ -405,3 +406,19 @@ def cpu_capability() -> str:
         return str(torch.backends.cpu.get_cpu_capability())
     except Exception:  # pragma: no cover
         return "unknown"
+
+
+# --------------------------------------------------------------------------------------
+# Dispatch-level helpers (private modules of torch.utils; torch 2.11-2.13)
+# --------------------------------------------------------------------------------------
+
+try:
+    #: The base class of the eager byte counter: sees every op that reaches a kernel.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    #: Flattens nested op arguments (lists of tensors) into their tensors.
+    from torch.utils._pytree import tree_flatten
+except ImportError as exc:  # pragma: no cover - present in every supported torch
+    raise ImportError(f"perfguard needs torch.utils._python_dispatch/_pytree: {exc}") from exc
+
+__all__ = ["CompileRecorder", "TorchDispatchMode", "Unavailable", "classify_op", "tree_flatten"]

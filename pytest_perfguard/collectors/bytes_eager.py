@@ -18,13 +18,12 @@ and writing 4 MiB: 16,777,216 bytes.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
-from ._torch_private import METADATA_OPS
+from ._torch_private import METADATA_OPS, TorchDispatchMode, tree_flatten
 
 
 def tensor_bytes(t: torch.Tensor) -> int:
@@ -96,3 +95,15 @@ def _moves_no_data(func: Any) -> bool:
         return bool(func.is_view)
     except AttributeError:  # pragma: no cover
         return False
+
+
+def count_bytes_and_flops(call: Callable[[], Any]) -> tuple[int, int]:
+    """(bytes moved, FLOPs) of one eager call: this counter and torch's
+    ``FlopCounterMode`` (matmul, convolution and attention work) watch the same call."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = ByteCounter()
+    flop_counter = FlopCounterMode(display=False)
+    with flop_counter, counter:
+        call()
+    return counter.bytes_moved, int(flop_counter.get_total_flops())

@@ -1,4 +1,4 @@
-"""Count kernel launches from a torch.profiler run of one model call.
+"""Count kernel launches in the profiler event rows (``events.py``) of one model call.
 
 CPU: a kernel is an operator event that does work. The profiler records every operator on
 the way down, so the event tree is walked from the top:
@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..record import Kernel
 from ._torch_private import classify_op
+from .events import EventRow, children
 
 COMPILED_GRAPH_PREFIX = "## Call CompiledFxGraph"
 COMPILED_REGION_PREFIX = "Torch-Compiled Region"
@@ -48,56 +48,20 @@ class KernelCount:
     outside_graph_ops: list[tuple[str, list[Any], list[Any]]] = field(default_factory=list)
 
 
-class _Node:
-    __slots__ = ("name", "children", "shapes", "dtypes")
-
-    def __init__(self, name: str, shapes: Any = None, dtypes: Any = None) -> None:
-        self.name = name
-        self.children: list[_Node] = []
-        self.shapes = shapes
-        self.dtypes = dtypes
-
-
-def _build_tree(events: Iterable[Any]) -> list[_Node]:
-    """Rebuild the CPU event tree from profiler FunctionEvents (``cpu_parent`` links)."""
-    nodes: dict[int, _Node] = {}
-    order: list[tuple[Any, _Node]] = []
-    for event in events:
-        if _is_device_event(event):
-            continue
-        node = _Node(
-            event.name,
-            getattr(event, "input_shapes", None),
-            getattr(event, "input_type", None) or getattr(event, "input_dtypes", None),
-        )
-        nodes[id(event)] = node
-        order.append((event, node))
-    roots: list[_Node] = []
-    for event, node in order:
-        parent = getattr(event, "cpu_parent", None)
-        if parent is not None and id(parent) in nodes:
-            nodes[id(parent)].children.append(node)
-        else:
-            roots.append(node)
-    return roots
-
-
-def _is_device_event(event: Any) -> bool:
-    device_type = getattr(event, "device_type", None)
-    return device_type is not None and "CPU" not in str(device_type)
-
-
-def count_cpu_kernels(events: Iterable[Any]) -> KernelCount:
-    """Count CPU kernels in profiler events of exactly one model call."""
+def count_cpu_kernels(rows: list[EventRow]) -> KernelCount:
+    """Count CPU kernels in the event rows of exactly one model call."""
     result = KernelCount()
     names: Counter[tuple[str, str]] = Counter()
+    roots, kids = children(rows)
 
-    def visit(node: _Node, in_graph: bool) -> int:
+    def visit(index: int, in_graph: bool) -> int:
         """Returns how many kernels were counted in this subtree."""
-        name = node.name
+        row = rows[index]
+        name = row.name
         _note_region(name, result)
+        below = kids.get(index, [])
         if name.startswith(COMPILED_GRAPH_PREFIX):
-            return sum(visit(child, True) for child in node.children)
+            return sum(visit(child, True) for child in below)
         if in_graph and _GENERATED_KERNEL.search(name):
             names[(normalize_kernel_name(name), "generated")] += 1
             return 1
@@ -105,21 +69,20 @@ def count_cpu_kernels(events: Iterable[Any]) -> KernelCount:
         if kind == "kernel":
             names[(name, "aten")] += 1
             if not in_graph:
-                result.outside_graph_ops.append((name, node.shapes or [], node.dtypes or []))
+                result.outside_graph_ops.append((name, row.input_shapes, row.input_types))
             return 1
         if kind in ("view", "metadata"):
             return 0
         if kind == "custom":
-            inner = sum(visit(child, in_graph) for child in node.children)
+            inner = sum(visit(child, in_graph) for child in below)
             if inner == 0:
                 names[(name, "custom")] += 1
                 return 1
             return inner
         # composite, or not an operator (a Python range, autograd node, compiled region)
-        return sum(visit(child, in_graph) for child in node.children)
+        return sum(visit(child, in_graph) for child in below)
 
-    total = sum(visit(root, False) for root in _build_tree(events))
-    result.launches = total
+    result.launches = sum(visit(root, False) for root in roots)
     result.kernels = [
         Kernel(name=name, kind=kind, count=count) for (name, kind), count in sorted(names.items())
     ]
@@ -140,23 +103,23 @@ def normalize_kernel_name(name: str) -> str:
     return _GRAPH_PREFIX.sub("", name)
 
 
-def count_device_kernels(events: Iterable[Any]) -> KernelCount:
-    """Count CUDA activity (kernels, memcpy, memset) in profiler events of one call."""
+def count_device_kernels(rows: list[EventRow]) -> KernelCount:
+    """Count CUDA activity (kernels, memcpy, memset) in the event rows of one call."""
     result = KernelCount()
     counts: Counter[tuple[str, str]] = Counter()
     seconds: dict[tuple[str, str], float] = {}
-    for event in events:
-        if not _is_device_event(event):
-            _note_region(event.name, result)
+    for row in rows:
+        if not row.on_device:
+            _note_region(row.name, result)
             continue
-        if event.name.startswith("## ") or getattr(event, "is_user_annotation", False):
+        if row.name.startswith("## ") or row.is_user_annotation:
             # Range annotations mirrored on the GPU timeline ("## Call CompiledFxGraph ##"
             # is a gpu_user_annotation spanning the graph's kernels), not launches.
             continue
-        kind = device_event_kind(event.name)
-        key = (event.name, kind)
+        kind = device_event_kind(row.name)
+        key = (row.name, kind)
         counts[key] += 1
-        seconds[key] = seconds.get(key, 0.0) + _device_seconds(event)
+        seconds[key] = seconds.get(key, 0.0) + row.dur_us / 1e6
     result.launches = sum(counts.values())
     result.kernels = [
         Kernel(name=name, kind=kind, count=count, device_seconds=seconds[(name, kind)])
@@ -174,10 +137,3 @@ def device_event_kind(name: str) -> str:
     if name.startswith("triton_") or "cpp_fused" in name:
         return "generated"
     return "cuda"
-
-
-def _device_seconds(event: Any) -> float:
-    time_range = getattr(event, "time_range", None)
-    if time_range is not None:
-        return float(time_range.elapsed_us()) / 1e6
-    return float(getattr(event, "device_time", 0.0)) / 1e6

@@ -5,11 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections import Counter
-
-from ..compare import STATUS_ORDER, Change
-from ..record import Environment, Measurement
-from ..results import ResultEntry, RunResults
+from functools import lru_cache
 
 #: Placeholder for a metric that was not measured (the reason is shown where there is room).
 MISSING = "n/a"
@@ -22,11 +18,7 @@ def human_bytes(value: float | None) -> str:
     """``4194304`` -> ``"4.00 MiB"`` (binary units, three significant digits)."""
     if value is None:
         return MISSING
-    size = float(value)
-    unit = 0
-    while abs(size) >= 1024 and unit < len(_BYTE_UNITS) - 1:
-        size /= 1024
-        unit += 1
+    size, unit = _scaled(float(value), 1024, len(_BYTE_UNITS))
     if unit == 0:
         return f"{int(size)} B"
     return f"{_three_digits(size)} {_BYTE_UNITS[unit]}"
@@ -36,16 +28,21 @@ def human_si(value: float | None, unit: str = "") -> str:
     """``268435456`` -> ``"268 M"`` + unit (decimal prefixes, three significant digits)."""
     if value is None:
         return MISSING
-    size = float(value)
-    prefix = 0
-    while abs(size) >= 1000 and prefix < len(_SI_PREFIXES) - 1:
-        size /= 1000
-        prefix += 1
+    size, prefix = _scaled(float(value), 1000, len(_SI_PREFIXES))
     if prefix == 0 and float(value).is_integer():
         text = f"{int(value)}"
     else:
         text = _three_digits(size)
     return f"{text} {_SI_PREFIXES[prefix]}{unit}".rstrip()
+
+
+def _scaled(size: float, base: int, units: int) -> tuple[float, int]:
+    """``size`` divided by ``base`` until it is below ``base`` (at most ``units - 1`` times)."""
+    unit = 0
+    while abs(size) >= base and unit < units - 1:
+        size /= base
+        unit += 1
+    return size, unit
 
 
 def human_flops(value: float | None) -> str:
@@ -66,7 +63,7 @@ def count(value: float | None) -> str:
     """An exact count with thousands separators."""
     if value is None:
         return MISSING
-    if float(value).is_integer():
+    if isinstance(value, int) or value.is_integer():
         return f"{int(value):,}"
     return f"{value:,.4g}"
 
@@ -97,88 +94,42 @@ def intensity(value: float | None) -> str:
     return f"{value:,.0f} FLOP/B" if value >= 1000 else f"{value:.3g} FLOP/B"
 
 
+#: Change metrics (the name after any "eager "/"compiled " prefix) measured in bytes.
+BYTE_METRICS = frozenset({"bytes_moved", "peak_memory", "memory_used_bytes"})
+
+
 def metric_value(metric: str, value: float | None) -> str:
-    """A value of a :class:`Change` metric in that metric's unit."""
+    """A value of a :class:`~pytest_perfguard.compare.Change` metric in that metric's unit.
+
+    ``metric`` is a change's metric name such as ``"compiled peak_memory"`` or
+    ``"memory_ratio"``; the unit follows from the name after the mode.
+    """
     if value is None:
         return MISSING
-    if "bytes" in metric:
+    name = metric.rsplit(" ", 1)[-1]
+    if name in BYTE_METRICS or "bytes" in name:
         return human_bytes(value)
-    if "utilisation" in metric:
+    if "utilisation" in name:
         return percent(value)
-    if "percent" in metric:
+    if "percent" in name:
         return f"{value:.1f}%"
-    if "time" in metric:
+    if "time" in name:
         return human_seconds(value)
-    if "ratio" in metric:
+    if name.endswith("ratio") or name == "speedup":
         return ratio(value)
     return count(value)
 
 
-def change_text(change: Change, arrow: str = "->") -> str:
-    """``compiled bytes_moved: 4.00 MiB -> 6.00 MiB (+50.0%)``."""
-    rel = change.relative
-    suffix = f" ({rel:+.1%})" if rel is not None else ""
-    return (
-        f"{change.metric}: {metric_value(change.metric, change.baseline)} {arrow} "
-        f"{metric_value(change.metric, change.current)}{suffix}"
-    )
+def anchor(kind: str, *identity: str) -> str:
+    """An HTML id that stays the same for the same thing across runs.
 
-
-def status_counts(results: RunResults) -> dict[str, int]:
-    """How many entries have each verdict status, every known status present, report order."""
-    counter: Counter[str] = Counter(e.verdict.status for e in results.entries)
-    counts = {status: counter.pop(status, 0) for status in STATUS_ORDER}
-    counts.update(sorted(counter.items()))
-    return counts
-
-
-def headline(results: RunResults) -> str:
-    """``3 regressed, 1 improved, 0 new, 0 other-environment, 12 unchanged``."""
-    return ", ".join(f"{n} {status}" for status, n in status_counts(results).items())
-
-
-def environments(results: RunResults) -> dict[str, Environment]:
-    """The distinct environments of a run, by key, in first-seen order."""
-    found: dict[str, Environment] = {}
-    for entry in results.entries:
-        found.setdefault(entry.measurement.environment.key(), entry.measurement.environment)
-    return found
-
-
-def entry_label(entry: ResultEntry, several_environments: bool) -> str:
-    """The measurement key, with its device when one report holds several environments."""
-    key = entry.measurement.key
-    if several_environments:
-        return f"{key} @ {entry.measurement.environment.device_name}"
-    return key
-
-
-def short_label(entry: ResultEntry, several_environments: bool) -> str:
-    """The key without its file path (charts have little room): ``test_mlp[a]::backward``."""
-    key = entry.measurement.key
-    short = key.split("::", 1)[1] if "::" in key else key
-    if several_environments:
-        return f"{short} ({entry.measurement.environment.device})"
-    return short
-
-
-def entry_id(measurement: Measurement) -> str:
-    """An HTML id that stays the same for the same test and environment across runs."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", measurement.key).lower()[:48].strip("-")
-    digest = hashlib.sha1(
-        f"{measurement.key}\0{measurement.environment.key()}".encode()
-    ).hexdigest()[:8]
-    return f"test-{slug}-{digest}" if slug else f"test-{digest}"
-
-
-def speedup_text(measurement: Measurement) -> str:
-    """Eager/compiled median time ratio, flagged when either timing is noisy."""
-    speedup = measurement.speedup
-    if speedup is None:
-        return MISSING
-    timings = (measurement.eager.time, measurement.compiled.time)
-    noisy = any(t is not None and t.noisy for t in timings)
-    return f"{speedup:.2f}x (noisy)" if noisy else f"{speedup:.2f}x"
+    ``anchor("test", key, environment_key)`` -> ``test-tests-test-x-py-test-y-1a2b3c4d``: a
+    readable slug of the first part and a digest of all of them (ids stay unique when two
+    keys slug alike).
+    """
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", identity[0]).lower()[:48].strip("-")
+    digest = hashlib.sha1("\0".join(identity).encode()).hexdigest()[:8]
+    return f"{kind}-{slug}-{digest}" if slug else f"{kind}-{digest}"
 
 
 _WHITESPACE_WITH_NEWLINE = re.compile(r"\s*[\r\n\u2028\u2029\v\f]+\s*")
@@ -187,6 +138,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
 def one_line(text: str) -> str:
     """Collapse newlines (and the whitespace around them) to one space; drop control chars."""
+    if text.isprintable():  # the common case: no newline or control character to handle
+        return text.strip()
     return _CONTROL.sub("", _WHITESPACE_WITH_NEWLINE.sub(" ", text)).strip()
 
 
@@ -201,13 +154,18 @@ def truncate(text: str, width: int) -> str:
 
 # Markdown: characters that start inline markup. Escaping ``[``/``]`` stops links, ``|``
 # stops table cells, backticks stop code spans; ``<``/``>``/``&`` are HTML-escaped.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_MD_SPECIAL = str.maketrans({char: "\\" + char for char in "\\`*_[]|~"})
 
 
 def md_escape(text: str) -> str:
     """User text made inert inside a GitHub-flavoured markdown paragraph or table cell."""
-    escaped = html.escape(one_line(str(text)), quote=False)
-    return _MD_SPECIAL.sub(r"\\\1", escaped)
+    return _md_escape(str(text))
+
+
+@lru_cache(maxsize=65536)
+def _md_escape(text: str) -> str:
+    # Cached: a report repeats the same kernel names, kinds, counts and units many times.
+    return html.escape(one_line(text), quote=False).translate(_MD_SPECIAL)
 
 
 def html_inline(text: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from ._format import human_si, truncate
+from ._format import _scaled, human_si, truncate
 
 WIDTH = 880
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
@@ -83,22 +83,102 @@ def _legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[str]:
     return out
 
 
-def nice_ceiling(value: float, *, binary: bool = False) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^k that is >= value (axis maximum).
-
-    With ``binary`` the steps are taken in the 1024-power unit the value is shown in
-    (``human_bytes``), so the ticks read 125 MiB, 250 MiB, ... rather than 119 MiB.
-    """
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k that is >= value (a linear axis maximum)."""
     if value <= 0:
         return 1.0
-    if binary:
-        unit = 1024.0 ** max(0, math.floor(math.log(value, 1024)))
-        return unit * nice_ceiling(value / unit)
     power = 10 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if step * power >= value * (1 - 1e-12):
             return step * power
     return 10 * power
+
+
+def _vertical_gridline(x: float, top: float, bottom: float, label: str,
+                       stroke: str = "#e3e3e3") -> list[str]:
+    """A vertical gridline from ``top`` to ``bottom`` with its (escaped) label under it."""
+    return [f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{stroke}"/>',
+            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" fill="#555">'
+            f"{escape(label)}</text>"]
+
+
+#: On a log axis, the smallest value drawn still gets a bar this long (pixels), so that a
+#: value equal to the axis minimum is visible, and a zero is told apart from it.
+STUB = 8.0
+
+
+@dataclass
+class LogAxis:
+    """A logarithmic axis from ``low`` to ``high`` with labelled ticks.
+
+    A bar chart of eager against compiled bytes for a transformer and a resnet spans three
+    or more orders of magnitude: on a linear axis the small models' bars are invisible. On
+    a log axis every bar is readable, tests keep their order by size, and the same
+    eager/compiled ratio is the same gap on every row, so a 2x fusion reads alike on a
+    small and on a large model. Per-row normalised bars would also make every row
+    readable, but they draw a 100 KiB test and a 100 MiB test alike and stop answering
+    "which test moves the most"; here each bar also prints its value.
+    """
+
+    low: float
+    high: float
+    ticks: list[tuple[float, str]]
+
+    def position(self, value: float, width: float) -> float:
+        """Pixels from the axis origin to ``value`` (> 0) on an axis ``width`` long."""
+        span = math.log(self.high) - math.log(self.low)
+        return STUB + (width - STUB) * (math.log(value) - math.log(self.low)) / span
+
+
+def log_axis(values: Sequence[float], *, binary: bool = False) -> LogAxis:
+    """A log axis covering the positive ``values``.
+
+    ``binary`` (bytes): ticks at powers of two, every 1, 2, 5 or 10 doublings so there
+    are at most 8, labelled ``1 KiB``, ``32 KiB``, ``1 MiB``. Otherwise ticks at powers of
+    ten, with 2x and 5x between them when the values span two decades or less.
+    """
+    positive = [v for v in values if v > 0]
+    if not positive:
+        positive = [1.0]
+    if binary:
+        lo, hi = math.floor(math.log2(min(positive))), math.ceil(math.log2(max(positive)))
+        for step in (1, 2, 5, 10, 20):
+            floor, ceiling = lo // step * step, -(-hi // step) * step
+            if ceiling == floor:
+                ceiling += step
+            if (ceiling - floor) // step <= 7:
+                break
+        ticks = [(2.0**e, _binary_label(e)) for e in range(floor, ceiling + 1, step)]
+        return LogAxis(2.0**floor, 2.0**ceiling, ticks)
+    lo = math.floor(math.log10(min(positive)))
+    hi = max(math.ceil(math.log10(max(positive))), lo + 1)
+    mantissas = (1, 2, 5) if hi - lo <= 2 else (1,)
+    values = [m * 10.0**e for e in range(lo, hi) for m in mantissas] + [10.0**hi]
+    # End at the first tick at or above the largest value (20, not 100, for 14).
+    values = values[: next(i for i, v in enumerate(values) if v >= max(positive)) + 1]
+    if len(values) == 1:
+        values.append(values[0] * (2 if mantissas != (1,) else 10))
+    return LogAxis(values[0], values[-1], [(v, _decimal_label(v)) for v in values])
+
+
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def _binary_label(exponent: int) -> str:
+    """``2**exponent`` bytes: ``512 B``, ``32 KiB``, ``1 GiB``."""
+    unit = min(max(exponent, 0) // 10, len(_BINARY_UNITS) - 1)
+    return f"{2.0 ** (exponent - 10 * unit):g} {_BINARY_UNITS[unit]}"
+
+
+_SI_PREFIXES = ("", "k", "M", "G", "T", "P", "E")
+
+
+def _decimal_label(value: float) -> str:
+    """``1``, ``20``, ``500``, ``10k``, ``1M``, ``0.1``."""
+    if value < 1:
+        return f"{value:g}"
+    size, prefix = _scaled(value, 1000, len(_SI_PREFIXES))
+    return f"{size:g}{_SI_PREFIXES[prefix]}"
 
 
 def grouped_bars(
@@ -110,30 +190,27 @@ def grouped_bars(
     note: str = "",
     binary: bool = False,
 ) -> str:
-    """Horizontal bars, eager above compiled, one group per test."""
-    row_height, bar, top, bottom = 30, 11, 44, 30
+    """Horizontal bars on a log axis (see :class:`LogAxis`), eager above compiled, one
+    group per test, each bar with its value printed at its end."""
+    row_height, bar, top, bottom = 30, 11, 44, 44
     plot_left = LABEL_WIDTH
     plot_width = WIDTH - plot_left - 110
     height = top + row_height * len(rows) + bottom
-    values = [v for row in rows for v in (row.eager, row.compiled) if v is not None]
-    axis_max = nice_ceiling(max(values, default=1.0), binary=binary)
-    desc = f"{len(rows)} tests; eager and compiled {title.lower()}. {note}".strip()
+    axis = log_axis([v for row in rows for v in (row.eager, row.compiled) if v is not None],
+                    binary=binary)
+    desc = (f"{len(rows)} tests; eager and compiled {title.lower()}, on a logarithmic axis. "
+            f"{note}").strip()
     out = _open(chart_id, height, title, desc)
     out += _legend(plot_left, 18, [("eager", EAGER_COLOUR), ("compiled", COMPILED_COLOUR)])
     if note:
         out.append(f'<text x="{WIDTH - 8}" y="19" text-anchor="end" fill="#555">'
                    f"{escape(note)}</text>")
     axis_y = top + row_height * len(rows)
-    for i in range(5):
-        tick = axis_max * i / 4
-        x = plot_left + plot_width * i / 4
-        out.append(
-            f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{axis_y}" stroke="#e3e3e3"/>'
-        )
-        out.append(
-            f'<text x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#555">'
-            f"{escape(value_text(tick))}</text>"
-        )
+    for tick, label in axis.ticks:
+        out += _vertical_gridline(plot_left + axis.position(tick, plot_width), top - 6, axis_y,
+                                  label)
+    out.append(f'<text x="{plot_left + plot_width:.1f}" y="{axis_y + 34}" text-anchor="end" '
+               f'fill="#555" class="axis-note">log scale</text>')
     for index, row in enumerate(rows):
         y = top + index * row_height
         colour = ' fill="#c62828" font-weight="bold"' if row.highlight else ""  # regressed
@@ -145,10 +222,11 @@ def grouped_bars(
         )
         for offset, value, fill in ((3, row.eager, EAGER_COLOUR), (3 + bar + 1, row.compiled,
                                                                      COMPILED_COLOUR)):
-            if value is None:
-                out.append(f'<text x="{plot_left + 4}" y="{y + offset + 9}" fill="#888">n/a</text>')
+            if value is None or value <= 0:
+                out.append(f'<text x="{plot_left + 4}" y="{y + offset + 9}" fill="#888" '
+                           f'font-size="11">{escape(value_text(value))}</text>')
                 continue
-            length = plot_width * value / axis_max
+            length = axis.position(value, plot_width)
             out.append(
                 f'<rect x="{plot_left}" y="{y + offset}" width="{length:.1f}" height="{bar}" '
                 f'fill="{fill}"/>'
@@ -186,11 +264,8 @@ def change_bars(chart_id: str, title: str, rows: Sequence[ChangeRow], *, note: s
                    f"{escape(note)}</text>")
     axis_y = top + row_height * len(rows)
     for i in range(-2, 3):
-        x = centre + plot_width / 2 * i / 2
-        out.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{axis_y}" '
-                   f'stroke="{"#333" if i == 0 else "#e3e3e3"}"/>')
-        out.append(f'<text x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#555">'
-                   f"{scale_max * i / 2:+.0%}</text>")
+        out += _vertical_gridline(centre + plot_width / 2 * i / 2, top - 6, axis_y,
+                                  f"{scale_max * i / 2:+.0%}", "#333" if i == 0 else "#e3e3e3")
     for index, row in enumerate(rows):
         y = top + index * row_height
         relative = row.relative
@@ -255,11 +330,7 @@ def roofline(chart_id: str, title: str, points: Sequence[RoofPoint], roofs: Sequ
     out += _legend(left, 20, [("eager", EAGER_COLOUR), ("compiled", COMPILED_COLOUR),
                               ("device roof", "#333")])
     for power in range(x_lo, x_hi + 1):
-        x = sx(10.0**power)
-        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" '
-                   f'stroke="#e3e3e3"/>')
-        out.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
-                   f'fill="#555">{_decade_label(power, "")}</text>')
+        out += _vertical_gridline(sx(10.0**power), top, top + plot_h, _decade_label(power, ""))
     for power in range(y_lo, y_hi + 1):
         y = sy(10.0**power)
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" '

@@ -5,8 +5,9 @@ Formats:
 ``github-action-benchmark``
     The ``customSmallerIsBetter`` tool of github-action-benchmark: a JSON array of objects
     with ``name`` (string), ``unit`` (string) and ``value`` (number), optionally ``range``
-    and ``extra`` (strings, shown in the chart tooltip). Documented in the action's README,
-    "Examples" / custom benchmarks
+    and ``extra`` (strings, shown in the chart tooltip). Per test: compiled kernel
+    launches, bytes moved, peak memory, graph breaks and median time, where measured.
+    Documented in the action's README, "Examples" / custom benchmarks
     (https://github.com/benchmark-action/github-action-benchmark#examples) and parsed by its
     ``src/extract.ts``. Every metric exported here is better when smaller.
 
@@ -90,6 +91,14 @@ def _github_action_benchmark(results: RunResults) -> list[dict[str, Any]]:
                 "extra": f"eager {count(eager.bytes_moved)} bytes; "
                          f"traffic ratio {ratio(m.traffic_ratio)}\n{env}",
             })
+        if compiled.peak_memory is not None:
+            benches.append({
+                "name": f"{name} - compiled peak memory",
+                "unit": "bytes",
+                "value": compiled.peak_memory,
+                "extra": f"eager {count(eager.peak_memory)} bytes; "
+                         f"memory ratio {ratio(m.memory_ratio)}\n{env}",
+            })
         if compiled.graph_breaks is not None:
             benches.append({
                 "name": f"{name} - graph breaks",
@@ -120,6 +129,8 @@ def _bencher(results: RunResults) -> dict[str, dict[str, dict[str, float]]]:
             measures["compiled-kernel-launches"] = {"value": compiled.kernel_launches}
         if compiled.bytes_moved is not None:
             measures["compiled-bytes-moved"] = {"value": compiled.bytes_moved}
+        if compiled.peak_memory is not None:
+            measures["compiled-peak-memory"] = {"value": compiled.peak_memory}
         if compiled.graph_breaks is not None:
             measures["graph-breaks"] = {"value": compiled.graph_breaks}
         if compiled.time is not None and compiled.time.samples:

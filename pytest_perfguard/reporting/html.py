@@ -1,9 +1,10 @@
 """The HTML report: one self-contained file that works offline.
 
-Python prepares plain view data and the SVG charts (:mod:`._svg`); the Jinja2 template
-``templates/report.html.j2`` lays them out with autoescape on. No CDN, no external
-stylesheet, script or font; a Content-Security-Policy in the page forbids any fetch, and
-the one tiny inline script (the status filter) is allowed by its hash only.
+The view model (:mod:`.model`) holds every value; this module draws the SVG charts
+(:mod:`._svg`) from it and the Jinja2 template ``templates/report.html.j2`` lays both out
+with autoescape on. No CDN, no external stylesheet, script or font; a
+Content-Security-Policy in the page forbids any fetch, and the one tiny inline script
+(the status filter) is allowed by its hash only.
 """
 
 from __future__ import annotations
@@ -11,35 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from functools import lru_cache
+from html import escape
 
 import jinja2
 from markupsafe import Markup
 
-from ..compare import unique_hints
-from ..record import Environment, Measurement, ModeRecord
-from ..results import ResultEntry, RunResults
+from ..results import RunResults
 from . import _svg
-from ._format import (
-    MISSING,
-    change_text,
-    count,
-    entry_id,
-    entry_label,
-    environments,
-    human_bytes,
-    human_flops,
-    human_seconds,
-    human_si,
-    intensity,
-    one_line,
-    percent,
-    ratio,
-    short_label,
-    speedup_text,
-    status_counts,
-)
+from ._format import MISSING, count, human_bytes, one_line
+from .model import SUMMARY_COLUMNS, DeviceRoof, Table, TestView, build_view
 
 #: How many tests a bar chart shows at most (regressed first, then the largest values).
 CHART_ROWS = 40
@@ -62,35 +45,12 @@ FILTER_SCRIPT = """
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
-
-@dataclass
-class _ChangeView:
-    direction: str
-    text: str
-    hints: list[str]
-
-
-@dataclass
-class _EntryView:
-    id: str
-    label: str
-    status: str
-    note: str
-    speedup: str
-    summary: dict[str, str]
-    changes: list[_ChangeView]
-    metrics: list[tuple[str, str, str]]
-    unavailable: list[str]
-    kernels: list[tuple[str, list[tuple[str, str, str, str]], bool]]
-    graph_breaks: list[dict[str, str]]
-    numerics: str
-    numerics_ok: bool
-    utilisation: list[tuple[str, ...]]
-    nvml: list[tuple[str, ...]]
-    nvml_notes: list[str]
-    environment: str
-    environment_key: str
-    links: list[tuple[str, str]] = field(default_factory=list)
+#: The eager-vs-compiled bar charts: id, title, the metric, its unit, binary (bytes) axis.
+BAR_CHARTS: tuple[tuple[str, str, str, Callable[[float | None], str], bool], ...] = (
+    ("chart-launches", "Kernel launches per call", "kernel_launches", count, False),
+    ("chart-bytes", "Bytes moved per call", "bytes_moved", human_bytes, True),
+    ("chart-memory", "Peak memory per call", "peak_memory", human_bytes, True),
+)
 
 
 def render_html(
@@ -103,19 +63,17 @@ def render_html(
     test's section. Links with a URL scheme other than http(s) are dropped.
     """
     trace_links = trace_links or {}
-    envs = environments(results)
-    several = len(envs) > 1
-    entries = results.sorted_entries()
-    views = [_entry_view(entry, several, trace_links.get(entry.measurement.key, {}))
-             for entry in entries]
+    view = build_view(results)
+    links = {test.key: [(label, href) for label, raw in trace_links.get(test.key, {}).items()
+                        if (href := _safe_href(raw)) is not None]
+             for test in view.tests}
     script_hash = base64.b64encode(hashlib.sha256(FILTER_SCRIPT.encode()).digest()).decode()
     return _template().render(
-        results=results,
-        counts=status_counts(results),
-        entries=views,
-        environments=[(key, env.label(), _env_fields(env)) for key, env in envs.items()],
-        charts=_charts(entries, several),
-        roofline_missing=_roofline_missing(entries),
+        view=view,
+        links=links,
+        summary_columns=SUMMARY_COLUMNS,
+        charts=_charts(view.tests),
+        roofline_missing=_roofline_missing(view.tests),
         script=Markup(FILTER_SCRIPT),
         script_hash=script_hash,
     )
@@ -130,16 +88,43 @@ def _template() -> jinja2.Template:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.globals["table"] = _table
     return env.get_template("report.html.j2")
 
 
-def _env_fields(env: Environment) -> list[tuple[str, str]]:
-    data = asdict(env)
-    inductor = data.pop("inductor", {})
-    pairs = [(name, str(value)) for name, value in data.items()]
-    pairs.append(("inductor", ", ".join(f"{k}={v}" for k, v in sorted(inductor.items()))
-                  or "defaults"))
-    return pairs
+def _table(table: Table, css_class: str, caption: bool = False) -> Markup:
+    """A :class:`~.model.Table` as an HTML table, every cell escaped here.
+
+    Written in Python rather than as a template macro: a thousand tests have some 100,000
+    cells, and a Jinja loop over them was most of the report's rendering time.
+    """
+    out = [f'<table class="{escape(css_class)}">']
+    if caption:
+        out.append(f"<caption>{escape(table.title)}</caption>")
+    out.append("<thead><tr>" + "".join(
+        f'<th class="num">{escape(c.header)}</th>' if c.numeric else f"<th>{escape(c.header)}</th>"
+        for c in table.columns) + "</tr></thead>")
+    out.append("<tbody>")
+    opening = ['<td class="num">' if c.numeric else "<td>" for c in table.columns]
+    for row in table.rows:
+        cells = []
+        for column, start, value in zip(table.columns, opening, row, strict=True):
+            text = _escape_cell(value)
+            if column.code and value != MISSING:
+                text = f"<code>{text}</code>"
+            cells.append(f"{start}{text}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody>")
+    out.append("</table>")
+    if table.note:
+        out.append(f'<p class="note">{escape(table.note)}</p>')
+    return Markup("\n".join(out))
+
+
+@lru_cache(maxsize=65536)
+def _escape_cell(text: str) -> str:
+    # Cached: kernel names, kinds, counts and sizes repeat across a report's tests.
+    return escape(text, quote=True)
 
 
 def _safe_href(href: str) -> str | None:
@@ -149,198 +134,52 @@ def _safe_href(href: str) -> str | None:
     return href
 
 
-def _entry_view(entry: ResultEntry, several: bool, links: dict[str, str]) -> _EntryView:
-    m, verdict = entry.measurement, entry.verdict
-    eager, compiled = m.eager, m.compiled
-    safe_links = [(label, href) for label, raw in links.items()
-                  if (href := _safe_href(raw)) is not None]
-    return _EntryView(
-        id=entry_id(m),
-        label=entry_label(entry, several),
-        status=verdict.status,
-        note=verdict.note,
-        speedup=speedup_text(m),
-        summary={
-            "launches": f"{count(eager.kernel_launches)} → {count(compiled.kernel_launches)}",
-            "bytes": f"{human_bytes(eager.bytes_moved)} → {human_bytes(compiled.bytes_moved)}",
-            "flops": human_flops(compiled.flops),
-            "fusion": ratio(m.fusion_ratio),
-            "traffic": ratio(m.traffic_ratio),
-            "breaks": count(compiled.graph_breaks),
-            "recompiles": count(compiled.recompiles),
-        },
-        changes=[_ChangeView(c.direction, change_text(c, "→"), hints)
-                 for c, hints in unique_hints(verdict.changes)],
-        metrics=_metrics(m),
-        unavailable=[f"{mode.mode} {metric}: {reason}" for mode in (eager, compiled)
-                     for metric, reason in sorted(mode.unavailable.items())],
-        kernels=[_kernels(mode) for mode in (compiled, eager) if mode.kernels],
-        graph_breaks=[
-            {"short": g.short_reason, "reason": g.reason.strip(), "location": g.location,
-             "function": g.function}
-            for g in compiled.graph_break_details
-        ],
-        numerics=_numerics_text(m),
-        numerics_ok=(not m.numerics.checked) or m.numerics.ok,
-        utilisation=_utilisation_rows(m),
-        nvml=_nvml_rows(m),
-        nvml_notes=[f"{mode.mode}: {mode.nvml.note}" for mode in (eager, compiled)
-                    if mode.nvml is not None and mode.nvml.note],
-        environment=m.environment.label(),
-        environment_key=m.environment.key(),
-        links=safe_links,
-    )
-
-
-def _metrics(m: Measurement) -> list[tuple[str, str, str]]:
-    eager, compiled = m.eager, m.compiled
-
-    def timing(mode: ModeRecord) -> str:
-        if mode.time is None:
-            return MISSING
-        noisy = " (noisy)" if mode.time.noisy else ""
-        return f"{human_seconds(mode.time.median)} ± {human_seconds(mode.time.iqr)}{noisy}"
-
-    rows = [
-        ("Kernel launches", count(eager.kernel_launches), count(compiled.kernel_launches)),
-        ("Bytes moved", human_bytes(eager.bytes_moved), human_bytes(compiled.bytes_moved)),
-        ("FLOPs", human_flops(eager.flops), human_flops(compiled.flops)),
-        ("Arithmetic intensity", intensity(eager.arithmetic_intensity),
-         intensity(compiled.arithmetic_intensity)),
-        ("Median time (± IQR)", timing(eager), timing(compiled)),
-        ("Graphs", "", count(compiled.graphs)),
-        ("Graph breaks", "", count(compiled.graph_breaks)),
-        ("Recompiles", "", count(compiled.recompiles)),
-        ("Compile time", "", human_seconds(compiled.compile_seconds)),
-    ]
-    if eager.device_seconds is not None or compiled.device_seconds is not None:
-        rows.append(("Device time", human_seconds(eager.device_seconds),
-                     human_seconds(compiled.device_seconds)))
-    return rows
-
-
-def _kernels(mode: ModeRecord) -> tuple[str, list[tuple[str, str, str, str]], bool]:
-    with_time = any(k.device_seconds is not None for k in mode.kernels)
-    ordered = sorted(mode.kernels, key=lambda k: (-(k.device_seconds or 0.0), -k.count, k.name))
-    rows = [(k.name, k.kind, count(k.count), human_seconds(k.device_seconds)) for k in ordered]
-    return mode.mode, rows, with_time
-
-
-def _numerics_text(m: Measurement) -> str:
-    n = m.numerics
-    if not n.checked:
-        return "not checked" + (f": {n.message}" if n.message else "")
-    parts = ["ok" if n.ok else "mismatch"]
-    if n.max_abs_error is not None:
-        parts.append(f"max abs error {n.max_abs_error:.3g}")
-    if n.max_rel_error is not None:
-        parts.append(f"max rel error {n.max_rel_error:.3g}")
-    if n.where:
-        parts.append(f"at {n.where}")
-    if n.atol is not None:
-        parts.append(f"atol {n.atol:.3g}")
-    if n.rtol is not None:
-        parts.append(f"rtol {n.rtol:.3g}")
-    if n.message:
-        parts.append(n.message)
-    return ", ".join(parts)
-
-
-def _utilisation_rows(m: Measurement) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for mode in (m.eager, m.compiled):
-        u = mode.utilisation
-        if u is None:
-            continue
-        rows.append((
-            mode.mode,
-            human_seconds(u.device_seconds),
-            human_si(u.achieved_bytes_per_second, "B/s"),
-            percent(u.bandwidth_utilisation),
-            human_si(u.achieved_flops_per_second, "FLOP/s"),
-            percent(u.flop_utilisation),
-            u.peak_source or MISSING,
-        ))
-    return rows
-
-
-def _unit(value: float | None, unit: str) -> str:
-    return MISSING if value is None else f"{value:.0f}{unit}"
-
-
-def _nvml_rows(m: Measurement) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for mode in (m.eager, m.compiled):
-        s = mode.nvml
-        if s is None:
-            continue
-        rows.append((
-            mode.mode,
-            f"{s.samples} in {human_seconds(s.window_seconds)}",
-            _unit(s.gpu_util_percent, "%"),
-            _unit(s.memory_util_percent, "%"),
-            human_bytes(s.memory_used_bytes),
-            _unit(s.sm_clock_mhz, " MHz"),
-            _unit(s.memory_clock_mhz, " MHz"),
-            _unit(s.power_watts, " W"),
-            _unit(s.temperature_c, " °C"),
-            ", ".join(s.throttle_reasons) or "none",
-        ))
-    return rows
-
-
 # --- charts -------------------------------------------------------------------------------
 
 
-def _chart_rows(entries: list[ResultEntry], value: str) -> tuple[list[ResultEntry], str]:
-    """At most CHART_ROWS entries: regressed ones first, then by the larger eager/compiled."""
-    if len(entries) <= CHART_ROWS:
-        return entries, ""
+def _chart_rows(tests: list[TestView], metric: str) -> tuple[list[TestView], str]:
+    """At most CHART_ROWS tests: regressed ones first, then by the larger eager/compiled."""
+    if len(tests) <= CHART_ROWS:
+        return tests, ""
 
-    def size(entry: ResultEntry) -> float:
-        m = entry.measurement
-        return max(getattr(m.eager, value) or 0, getattr(m.compiled, value) or 0)
+    def size(test: TestView) -> float:
+        return max(value or 0 for value in test.chart_values[metric])
 
-    chosen = sorted(entries, key=lambda e: (e.verdict.status != "regressed", -size(e)))
-    chosen = chosen[:CHART_ROWS]
-    keep = {id(e) for e in chosen}
-    return ([e for e in entries if id(e) in keep],
-            f"showing {CHART_ROWS} of {len(entries)} tests: regressed first, then largest")
+    chosen = sorted(tests, key=lambda t: (t.status != "regressed", -size(t)))[:CHART_ROWS]
+    keep = {id(t) for t in chosen}
+    return ([t for t in tests if id(t) in keep],
+            f"showing {CHART_ROWS} of {len(tests)} tests: regressed first, then largest")
 
 
-def _charts(entries: list[ResultEntry], several: bool) -> dict[str, Markup]:
+def _charts(tests: list[TestView]) -> dict[str, Markup]:
     charts: dict[str, Markup] = {}
-    if not entries:
+    if not tests:
         return charts
-    for chart_id, title, value, fmt in (
-        ("chart-launches", "Kernel launches per call", "kernel_launches", count),
-        ("chart-bytes", "Bytes moved per call", "bytes_moved", human_bytes),
-    ):
-        shown, note = _chart_rows(entries, value)
+    for chart_id, title, metric, fmt, binary in BAR_CHARTS:
+        measured = [t for t in tests if any(v is not None for v in t.chart_values[metric])]
+        if not measured:
+            continue
+        shown, note = _chart_rows(measured, metric)
         rows = [
-            _svg.BarRow(
-                label=one_line(short_label(e, several)),
-                title=one_line(entry_label(e, several)),
-                eager=getattr(e.measurement.eager, value),
-                compiled=getattr(e.measurement.compiled, value),
-                highlight=e.verdict.status == "regressed",
-            )
-            for e in shown
+            _svg.BarRow(label=one_line(t.short_label), title=one_line(t.label),
+                        eager=t.chart_values[metric][0], compiled=t.chart_values[metric][1],
+                        highlight=t.status == "regressed")
+            for t in shown
         ]
-        charts[chart_id] = Markup(_svg.grouped_bars(
-            chart_id, title, rows, fmt, note=note, binary=value == "bytes_moved"))
+        charts[chart_id] = Markup(_svg.grouped_bars(chart_id, title, rows, fmt, note=note,
+                                                    binary=binary))
 
     change_rows = [
         _svg.ChangeRow(
-            label=one_line(f"{short_label(e, several)} · {c.metric}"),
-            title=one_line(f"{entry_label(e, several)} · {c.metric}"),
+            label=one_line(f"{t.short_label} · {c.metric}"),
+            title=one_line(f"{t.label} · {c.metric}"),
             relative=c.relative,
-            increased=(c.current or 0) > (c.baseline or 0),
+            increased=c.increased,
             direction=c.direction,
-            text=change_text(c, "→").split(": ", 1)[1],
+            text=c.values,
         )
-        for e in entries
-        for c in e.verdict.changes
+        for t in tests
+        for c in t.changes
     ]
     if change_rows:
         note = ""
@@ -351,46 +190,26 @@ def _charts(entries: list[ResultEntry], several: bool) -> dict[str, Markup]:
         charts["chart-changes"] = Markup(_svg.change_bars(
             "chart-changes", "Change against the baseline", change_rows, note=note))
 
-    points, roofs = _roofline_data(entries, several)
+    points = [_svg.RoofPoint(one_line(t.short_label), one_line(t.label), p.mode, p.intensity,
+                             p.flops_per_second)
+              for t in tests for p in t.roof_points]
+    roofs: dict[tuple[float, float], DeviceRoof] = {}
+    for t in tests:
+        for roof in t.roofs:
+            roofs.setdefault((roof.peak_bytes_per_second, roof.peak_flops_per_second), roof)
     if points:
         charts["chart-roofline"] = Markup(_svg.roofline(
-            "chart-roofline", "Roofline: achieved FLOP/s against arithmetic intensity",
-            points, roofs))
+            "chart-roofline", "Roofline: achieved FLOP/s against arithmetic intensity", points,
+            [_svg.Roof(r.peak_bytes_per_second, r.peak_flops_per_second, r.label)
+             for r in list(roofs.values())[:3]]))
     return charts
 
 
-def _roofline_missing(entries: list[ResultEntry]) -> str:
+def _roofline_missing(tests: list[TestView]) -> str:
     """Why there is no roofline (shown in its place)."""
-    modes = [mode for e in entries for mode in (e.measurement.eager, e.measurement.compiled)]
-    if not any(mode.utilisation is not None for mode in modes):
+    if not any(t.has_utilisation for t in tests):
         return ("No GPU utilisation data in these results, so no roofline is drawn: it needs "
                 "device time and the device's peak bandwidth and FLOP/s, which only a CUDA "
                 "run records.")
     return ("GPU utilisation data is present, but no measurement has both FLOPs and bytes "
             "moved, so there is nothing to place on a roofline.")
-
-
-def _roofline_data(
-    entries: list[ResultEntry], several: bool
-) -> tuple[list[_svg.RoofPoint], list[_svg.Roof]]:
-    points: list[_svg.RoofPoint] = []
-    roofs: dict[tuple[float, float], _svg.Roof] = {}
-    for entry in entries:
-        m = entry.measurement
-        for mode in (m.eager, m.compiled):
-            u = mode.utilisation
-            ai = mode.arithmetic_intensity
-            if u is None or not ai:
-                continue
-            achieved = u.achieved_flops_per_second
-            if achieved is None and mode.flops and u.device_seconds:
-                achieved = mode.flops / u.device_seconds
-            if achieved:
-                points.append(_svg.RoofPoint(
-                    one_line(short_label(entry, several)), one_line(entry_label(entry, several)),
-                    mode.mode, ai, achieved))
-            if u.peak_bytes_per_second and u.peak_flops_per_second:
-                pair = (u.peak_bytes_per_second, u.peak_flops_per_second)
-                label = f"{m.environment.device_name}, {u.peak_source}".rstrip(", ")
-                roofs.setdefault(pair, _svg.Roof(*pair, label=label))
-    return points, list(roofs.values())[:3]

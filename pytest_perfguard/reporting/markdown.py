@@ -1,52 +1,132 @@
-"""The GitHub-flavoured markdown report (job summary, PR comment).
+"""The GitHub-flavoured markdown report (report.md, PR comment) and the bounded job summary.
 
 Every piece of user-controlled text (test ids, parametrize ids, kernel names, graph-break
-reasons, file paths) goes through :func:`md_escape` in markdown context or
-:func:`html_inline` inside raw HTML (``<summary>``), so it can neither split a table cell
-nor inject markup.
+reasons, file paths, ops, shapes, error messages) goes through :func:`md_escape` in
+markdown context, :func:`html_inline` inside raw HTML (``<summary>``), or HTML escaping
+inside a ``<pre>`` block (error messages, whose lines matter), so it can neither split a
+table cell nor inject markup.
 """
 
 from __future__ import annotations
 
-from ..compare import unique_hints
-from ..record import Environment, Kernel, Measurement, ModeRecord
-from ..results import ResultEntry, RunResults
-from ._format import (
-    MISSING,
-    change_text,
-    count,
-    entry_label,
-    environments,
-    headline,
-    html_inline,
-    human_bytes,
-    human_flops,
-    human_seconds,
-    human_si,
-    intensity,
-    md_escape,
-    percent,
-    ratio,
-    speedup_text,
+import html
+import re
+
+from ..results import RunResults
+from ._format import MISSING, html_inline, md_escape, truncate
+from .model import (
+    SUMMARY_COLUMNS,
+    ChangeView,
+    Column,
+    EnvironmentView,
+    ErrorView,
+    ReportView,
+    Table,
+    TestView,
+    build_view,
 )
+
+#: GitHub refuses a job summary ($GITHUB_STEP_SUMMARY) over 1 MiB; this leaves room for
+#: what other steps of the job append.
+SUMMARY_MAX_BYTES = 1_000_000
+
+#: Where the full report is, as the job summary says by default.
+FULL_REPORT = "report.md and report.html in this run's artifacts"
 
 
 def render_markdown(results: RunResults) -> str:
-    """Render ``results`` as GitHub-flavoured markdown, regressions first."""
-    if not results.entries:
+    """Render ``results`` as GitHub-flavoured markdown: errored tests first, then every
+    test by verdict (regressions first) with its details. For a job summary, which GitHub
+    limits to 1 MiB, use :func:`render_markdown_summary`."""
+    view = build_view(results)
+    if not view.tests and not view.errors:
         return "## perfguard: no measurements\n"
-    envs = environments(results)
-    several = len(envs) > 1
-    entries = results.sorted_entries()
-    out: list[str] = [f"## perfguard: {headline(results)}", ""]
-    out += [_run_line(results, len(envs)), ""]
-    out += _summary_table(entries, several)
-    out += ["", "### Details", ""]
-    for entry in entries:
-        out += _details(entry, several)
-    out += ["### Environments", ""]
-    out += _environment_table(envs)
+    out = _head(view)
+    if view.errors:
+        out += [f"### Errored tests ({len(view.errors)})", ""]
+        for error in view.errors:
+            out += _error(error)
+    if view.tests:
+        out += _summary_table(view.tests)
+        out += ["### Details", ""]
+        for test in view.tests:
+            out += _details(test)
+    if view.environments:
+        out += ["### Environments", ""]
+        out += _environment_table(view.environments)
     return "\n".join(out) + "\n"
+
+
+def render_markdown_summary(
+    results: RunResults, *, max_bytes: int = SUMMARY_MAX_BYTES, full_report: str = FULL_REPORT
+) -> str:
+    """A job summary that always fits in ``max_bytes`` (UTF-8): errored tests and regressed
+    tests in full (their changes and likely causes), every other test counted, and a line
+    pointing to the full report (``full_report`` says where it is).
+
+    When even that is too long (a run where a thousand tests regressed), the tests that do
+    not fit are counted in a closing "... and N more" line. ``max_bytes`` below 4,096 is
+    refused: there would be no room for the headline and one test.
+    """
+    if max_bytes < 4096:
+        raise ValueError(f"max_bytes must be at least 4096 to hold a summary, not {max_bytes}")
+    view = build_view(results, details=False)
+    if not view.tests and not view.errors:
+        return "## perfguard: no measurements\n"
+    head = "\n".join(_head(view, bounded=True)) + "\n"
+    regressed = view.with_status("regressed")
+    sections = [
+        (f"### Errored tests ({len(view.errors)})", "errored test",
+         ["\n".join(_error(error, message_chars=2000)) + "\n" for error in view.errors]),
+        (f"### Regressed tests ({len(regressed)})", "regressed test",
+         ["\n".join(_regression(test)) + "\n" for test in regressed]),
+    ]
+    others = {status: n for status, n in view.counts.items()
+              if status not in ("errored", "regressed") and n}
+    rest = md_escape(", ".join(f"{n} {status}" for status, n in others.items()))
+    where = md_escape(truncate(full_report, 400))
+
+    def tail(left_out: list[str]) -> str:
+        lines = []
+        if left_out:
+            lines += [f"... and {' and '.join(left_out)} not shown: the job summary is "
+                      f"limited to {max_bytes:,} bytes.", ""]
+        if rest:
+            lines += [f"Not listed here: {rest}.", ""]
+        lines.append(f"Every test with its kernels, peak memory, graph breaks and charts: "
+                     f"{where}.")
+        return "\n".join(lines) + "\n"
+
+    # Room for the tail with every test left out: a bound on any real tail's size.
+    budget = max_bytes - _size(head) - _size(tail([_left_out(len(blocks), noun, True)
+                                                   for _, noun, blocks in sections]))
+    body: list[str] = []
+    left_out: list[str] = []
+    for title, noun, blocks in sections:
+        shown = 0
+        for block in blocks:
+            size = _size(block) + (_size(title) + 2 if shown == 0 else 0)
+            if left_out or size > budget:
+                break
+            if shown == 0:
+                body.append(title + "\n\n")
+            body.append(block)
+            budget -= size
+            shown += 1
+        if shown < len(blocks):
+            left_out.append(_left_out(len(blocks) - shown, noun, shown > 0))
+    return head + "".join(body) + tail(left_out)
+
+
+def _left_out(n: int, noun: str, more: bool) -> str:
+    return f"{n:,} {'more ' if more else ''}{noun}{'' if n == 1 else 's'}"
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+# --- pieces ------------------------------------------------------------------------------
 
 
 def _code(text: str) -> str:
@@ -55,267 +135,185 @@ def _code(text: str) -> str:
     return f"<code>{md_escape(text)}</code>"
 
 
-def _run_line(results: RunResults, environment_count: int) -> str:
-    parts = [
-        f"{len(results.entries)} measurement{'s' if len(results.entries) != 1 else ''}",
-        f"{environment_count} environment{'s' if environment_count != 1 else ''}",
-    ]
-    if results.created:
-        parts.append(f"created {md_escape(results.created)}")
-    if results.tool_version:
-        parts.append(f"perfguard {md_escape(results.tool_version)}")
-    if results.baseline_path:
-        parts.append(f"baseline {_code(results.baseline_path)}")
-    return " · ".join(parts)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def _arrow(eager: str, compiled: str) -> str:
-    return f"{eager} → {compiled}"
+def _pre(text: str) -> str:
+    """``text`` verbatim, lines kept, in a ``<pre>`` block.
+
+    GitHub passes a ``<pre>`` block through as HTML without parsing markdown inside it, and
+    everything in ``text`` is HTML-escaped, so it shows as typed and cannot close the block.
+    """
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return f"<pre>{html.escape(text, quote=False).replace('`', '&#96;')}</pre>"
 
 
 def _status(status: str) -> str:
-    return f"**{status}**" if status == "regressed" else status
+    return f"**{status}**" if status in ("regressed", "errored") else status
 
 
-def _summary_table(entries: list[ResultEntry], several: bool) -> list[str]:
-    lines = [
-        "| Test | Verdict | Kernel launches (eager → compiled) | Bytes moved (eager → compiled) "
-        "| FLOPs (compiled) | Fusion | Traffic | Graph breaks | Recompiles | Speedup |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for entry in entries:
-        m = entry.measurement
-        cells = [
-            _code(entry_label(entry, several)),
-            _status(entry.verdict.status),
-            _arrow(count(m.eager.kernel_launches), count(m.compiled.kernel_launches)),
-            _arrow(human_bytes(m.eager.bytes_moved), human_bytes(m.compiled.bytes_moved)),
-            human_flops(m.compiled.flops),
-            ratio(m.fusion_ratio),
-            ratio(m.traffic_ratio),
-            count(m.compiled.graph_breaks),
-            count(m.compiled.recompiles),
-            speedup_text(m),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+#: In the job summary, at most this many run notes, each cut at NOTE_CHARS characters.
+SUMMARY_NOTES, NOTE_CHARS = 3, 400
 
 
-def _details(entry: ResultEntry, several: bool) -> list[str]:
-    m, verdict = entry.measurement, entry.verdict
-    out = [
-        f"<details><summary><b>{html_inline(verdict.status)}</b> · "
-        f"<code>{html_inline(entry_label(entry, several))}</code></summary>",
+def _head(view: ReportView, *, bounded: bool = False) -> list[str]:
+    """The headline, the run's facts and the run-wide notes (``bounded``: with user text
+    cut to a size, for the job summary)."""
+    cut = (lambda text: truncate(text, NOTE_CHARS)) if bounded else (lambda text: text)
+    facts = [md_escape(cut(fact)) for fact in view.run_facts]
+    if view.baseline_path:
+        facts.append(f"baseline {_code(cut(view.baseline_path))}")
+    out = [f"## perfguard: {md_escape(view.headline)}", "", " · ".join(facts), ""]
+    notes = view.notes[:SUMMARY_NOTES] if bounded else view.notes
+    for note in notes:
+        out += [md_escape(cut(note)), ""]
+    if len(notes) < len(view.notes):
+        out += [f"... and {len(view.notes) - len(notes)} more notes in the full report.", ""]
+    return out
+
+
+def _error(error: ErrorView, message_chars: int | None = None) -> list[str]:
+    message = error.message
+    if message_chars is not None and len(message) > message_chars:
+        message = message[:message_chars] + f"\n... ({len(message) - message_chars:,} more " \
+            "characters in the full report)"
+    test_id = error.test_id if message_chars is None else truncate(error.test_id, 300)
+    summary = error.summary if message_chars is None else truncate(error.summary, 300)
+    return [
+        f"<details><summary><b>errored</b> · <code>{html_inline(test_id)}</code> "
+        f"{html_inline(error.phase)}: {html_inline(summary)}</summary>",
+        "",
+        _pre(message),
+        "",
+        "</details>",
         "",
     ]
-    out += _changes(entry)
-    out += _metric_table(m)
-    for mode in (m.compiled, m.eager):
-        out += _kernel_table(mode)
-    out += _graph_breaks(m.compiled)
-    out += _numerics(m)
-    out += _gpu(m)
-    env = m.environment
-    out += [f"**Environment:** {md_escape(env.label())} (key {_code(env.key())})", ""]
+
+
+def _table(table: Table, *, title: bool = True) -> list[str]:
+    out = [f"**{md_escape(table.title)}**", ""] if title else []
+    rows = [[_cell(c, value) for c, value in zip(table.columns, row, strict=True)]
+            for row in table.rows]
+    out += _grid(table.columns, rows)
+    if table.note:
+        out += [md_escape(table.note), ""]
+    return out
+
+
+def _grid(columns: list[Column], rows: list[list[str]]) -> list[str]:
+    """A markdown table of already-escaped cells, then a blank line."""
+    out = [_row([md_escape(c.header) for c in columns]),
+           "|" + "|".join("---:" if c.numeric else "---" for c in columns) + "|"]
+    return out + [_row(cells) for cells in rows] + [""]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _cell(column: Column, value: str) -> str:
+    return _code(value) if column.code and value != MISSING else md_escape(value)
+
+
+def _summary_table(tests: list[TestView]) -> list[str]:
+    rows = [[_code(test.label), _status(test.status), *map(md_escape, test.summary_cells)]
+            for test in tests]
+    return _grid(SUMMARY_COLUMNS, rows)
+
+
+def _details(test: TestView) -> list[str]:
+    out = [
+        f"<details><summary><b>{html_inline(test.status)}</b> · "
+        f"<code>{html_inline(test.label)}</code></summary>",
+        "",
+    ]
+    out += _changes(test)
+    out += _table(test.metrics, title=False)
+    if test.unavailable:
+        out += ["Unavailable: " + "; ".join(md_escape(text) for text in test.unavailable), ""]
+    for table in (*test.allocations, *test.kernels):
+        out += _table(table)
+    out += _graph_breaks(test)
+    out += [_numerics(test), ""]
+    for table in test.gpu:
+        out += _table(table)
+    if test.gpu_notes:
+        out += ["NVML notes: " + "; ".join(md_escape(n) for n in test.gpu_notes), ""]
+    out += [f"**Environment:** {md_escape(test.environment)} "
+            f"(key {_code(test.environment_key)})", ""]
     out += ["</details>", ""]
     return out
 
 
-def _changes(entry: ResultEntry) -> list[str]:
-    verdict = entry.verdict
+def _change_lines(changes: list[ChangeView]) -> list[str]:
     out = []
-    if verdict.note:
-        out += [f"_{md_escape(verdict.note)}_", ""]
-    if not verdict.changes:
-        if verdict.status == "new":
+    for change in changes:
+        out.append(f"- {_status(change.direction)} {md_escape(change.text)}")
+        out.extend(f"  - hint: {md_escape(hint)}" for hint in change.hints)
+    return out
+
+
+def _changes(test: TestView) -> list[str]:
+    out = []
+    if test.note:
+        out += [f"_{md_escape(test.note)}_", ""]
+    if not test.changes:
+        if test.status == "new":
             out += ["New measurement: no baseline to compare with.", ""]
-        elif verdict.status == "unchanged":
+        elif test.status == "unchanged":
             out += ["No metric moved against the baseline.", ""]
         return out
-    out.append("**Changes against the baseline**")
-    out.append("")
-    for change, hints in unique_hints(verdict.changes):
-        out.append(f"- {_status(change.direction)} {md_escape(change_text(change, '→'))}")
-        out.extend(f"  - hint: {md_escape(hint)}" for hint in hints)
-    out.append("")
-    return out
+    return out + ["**Changes against the baseline**", "", *_change_lines(test.changes), ""]
 
 
-def _metric_table(m: Measurement) -> list[str]:
-    eager, compiled = m.eager, m.compiled
-
-    def row(name: str, eager_text: str, compiled_text: str) -> str:
-        return f"| {name} | {eager_text} | {compiled_text} |"
-
-    def time_text(mode: ModeRecord) -> str:
-        if mode.time is None:
-            return MISSING
-        noisy = " (noisy)" if mode.time.noisy else ""
-        return (
-            f"{human_seconds(mode.time.median)} ± {human_seconds(mode.time.iqr)} IQR"
-            f"{noisy}"
-        )
-
-    out = [
-        "| Metric | Eager | Compiled |",
-        "|---|---:|---:|",
-        row("Kernel launches", count(eager.kernel_launches), count(compiled.kernel_launches)),
-        row("Bytes moved", human_bytes(eager.bytes_moved), human_bytes(compiled.bytes_moved)),
-        row("FLOPs", human_flops(eager.flops), human_flops(compiled.flops)),
-        row(
-            "Arithmetic intensity",
-            intensity(eager.arithmetic_intensity),
-            intensity(compiled.arithmetic_intensity),
-        ),
-        row("Median time", time_text(eager), time_text(compiled)),
-        row("Graphs", "", count(compiled.graphs)),
-        row("Graph breaks", "", count(compiled.graph_breaks)),
-        row("Recompiles", "", count(compiled.recompiles)),
-        row("Compile time", "", human_seconds(compiled.compile_seconds)),
-    ]
-    if eager.device_seconds is not None or compiled.device_seconds is not None:
-        out.append(
-            row(
-                "Device time",
-                human_seconds(eager.device_seconds),
-                human_seconds(compiled.device_seconds),
-            )
-        )
-    out.append("")
-    unavailable = [
-        f"{mode.mode} {metric}: {reason}"
-        for mode in (eager, compiled)
-        for metric, reason in sorted(mode.unavailable.items())
-    ]
-    if unavailable:
-        out.append("Unavailable: " + "; ".join(md_escape(text) for text in unavailable))
-        out.append("")
-    return out
+#: In the job summary, a regressed test shows at most this many hints per change.
+SUMMARY_HINTS = 8
 
 
-def _kernel_table(mode: ModeRecord) -> list[str]:
-    if not mode.kernels:
-        return []
-    with_time = any(k.device_seconds is not None for k in mode.kernels)
-    header = "| Kernel | Kind | Count |" + (" Device time |" if with_time else "")
-    rule = "|---|---|---:|" + ("---:|" if with_time else "")
-    out = [f"**{mode.mode.capitalize()} kernels** ({len(mode.kernels)} distinct)", "", header, rule]
-    for kernel in _by_time_then_count(mode.kernels):
-        cells = [_code(kernel.name), md_escape(kernel.kind), count(kernel.count)]
-        if with_time:
-            cells.append(human_seconds(kernel.device_seconds))
-        out.append("| " + " | ".join(cells) + " |")
-    out.append("")
-    return out
+def _regression(test: TestView) -> list[str]:
+    """A regressed test in the job summary: its id, its headline numbers, its changes."""
+    changes = []
+    for change in test.changes:
+        hints = change.hints[:SUMMARY_HINTS]
+        if len(change.hints) > SUMMARY_HINTS:
+            hints.append(f"... and {len(change.hints) - SUMMARY_HINTS} more hints")
+        changes.append(ChangeView(change.metric, change.direction, change.values, change.exact,
+                                  [truncate(h, 500) for h in hints], change.relative,
+                                  change.increased))
+    numbers = (f"launches {test.launches[0]} → {test.launches[1]} · bytes "
+               f"{test.bytes_moved[0]} → {test.bytes_moved[1]} · peak memory "
+               f"{test.peak_memory[0]} → {test.peak_memory[1]}")
+    return [f"**{_code(truncate(test.label, 300))}** · {md_escape(numbers)}", "",
+            *_change_lines(changes), ""]
 
 
-def _by_time_then_count(kernels: list[Kernel]) -> list[Kernel]:
-    return sorted(kernels, key=lambda k: (-(k.device_seconds or 0.0), -k.count, k.name))
-
-
-def _graph_breaks(compiled: ModeRecord) -> list[str]:
-    if not compiled.graph_break_details:
+def _graph_breaks(test: TestView) -> list[str]:
+    if not test.graph_break_details:
         return []
     out = ["**Graph breaks**", ""]
-    for number, brk in enumerate(compiled.graph_break_details, start=1):
+    for number, brk in enumerate(test.graph_break_details, start=1):
         where = _code(brk.location) if brk.location else "unknown location"
         function = f" in {_code(brk.function)}" if brk.function else ""
-        out.append(f"{number}. {md_escape(brk.short_reason)} at {where}{function}")
+        out.append(f"{number}. {md_escape(brk.short)} at {where}{function}")
     out.append("")
     return out
 
 
-def _numerics(m: Measurement) -> list[str]:
-    n = m.numerics
+def _numerics(test: TestView) -> str:
+    n = test.numerics
     if not n.checked:
-        text = "not checked" + (f": {md_escape(n.message)}" if n.message else "")
-        return [f"**Numerics:** {text}", ""]
-    parts = ["ok" if n.ok else "**mismatch**"]
-    if n.max_abs_error is not None:
-        parts.append(f"max abs error {n.max_abs_error:.3g}")
-    if n.max_rel_error is not None:
-        parts.append(f"max rel error {n.max_rel_error:.3g}")
+        return f"**Numerics:** {md_escape(n.text)}"
+    parts = [n.summary if n.ok else f"**{n.summary}**", *map(md_escape, n.facts)]
     if n.where:
         parts.append(f"at {_code(n.where)}")
-    if n.atol is not None or n.rtol is not None:
-        parts.append(f"atol {n.atol:.3g}" if n.atol is not None else "atol n/a")
-        parts.append(f"rtol {n.rtol:.3g}" if n.rtol is not None else "rtol n/a")
     if n.message:
         parts.append(md_escape(n.message))
-    return [f"**Numerics:** {', '.join(parts)}", ""]
+    return f"**Numerics:** {', '.join(parts)}"
 
 
-def _gpu(m: Measurement) -> list[str]:
-    out: list[str] = []
-    modes = [m.eager, m.compiled]
-    if any(mode.utilisation is not None for mode in modes):
-        out += [
-            "**Utilisation**",
-            "",
-            "| Mode | Device time | Bandwidth | % of peak | FLOP/s | % of peak | Peaks from |",
-            "|---|---:|---:|---:|---:|---:|---|",
-        ]
-        for mode in modes:
-            u = mode.utilisation
-            if u is None:
-                continue
-            out.append(
-                f"| {mode.mode} | {human_seconds(u.device_seconds)} "
-                f"| {human_si(u.achieved_bytes_per_second, 'B/s')} "
-                f"| {percent(u.bandwidth_utilisation)} "
-                f"| {human_si(u.achieved_flops_per_second, 'FLOP/s')} "
-                f"| {percent(u.flop_utilisation)} | {md_escape(u.peak_source) or MISSING} |"
-            )
-        out.append("")
-    if any(mode.nvml is not None for mode in modes):
-        out += [
-            "**NVML**",
-            "",
-            "| Mode | Samples | GPU util | Memory util | Memory used | SM clock | Memory clock "
-            "| Power | Temperature | Throttle |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for mode in modes:
-            s = mode.nvml
-            if s is None:
-                continue
-            out.append(
-                f"| {mode.mode} | {s.samples} in {human_seconds(s.window_seconds)} "
-                f"| {_unit(s.gpu_util_percent, '%')} | {_unit(s.memory_util_percent, '%')} "
-                f"| {human_bytes(s.memory_used_bytes)} | {_unit(s.sm_clock_mhz, ' MHz')} "
-                f"| {_unit(s.memory_clock_mhz, ' MHz')} | {_unit(s.power_watts, ' W')} "
-                f"| {_unit(s.temperature_c, ' °C')} "
-                f"| {md_escape(', '.join(s.throttle_reasons)) or 'none'} |"
-            )
-        notes = [f"{mode.mode}: {mode.nvml.note}" for mode in modes if mode.nvml and mode.nvml.note]
-        out.append("")
-        if notes:
-            out += ["NVML notes: " + "; ".join(md_escape(n) for n in notes), ""]
-    return out
-
-
-def _unit(value: float | None, unit: str) -> str:
-    return MISSING if value is None else f"{value:.0f}{unit}"
-
-
-def _environment_table(envs: dict[str, Environment]) -> list[str]:
-    out = [
-        "| Key | Device | Python | torch | triton | Backend / mode | Dynamic | Fullgraph "
-        "| Inductor settings |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for key, env in envs.items():
-        inductor = ", ".join(f"{k}={v}" for k, v in sorted(env.inductor.items()))
-        cells = [
-            _code(key),
-            md_escape(env.device_name),
-            md_escape(env.python),
-            md_escape(env.torch),
-            md_escape(env.triton) or MISSING,
-            md_escape(f"{env.backend} / {env.mode}"),
-            md_escape(env.dynamic),
-            "yes" if env.fullgraph else "no",
-            md_escape(inductor) or "defaults",
-        ]
-        out.append("| " + " | ".join(cells) + " |")
-    return out
+def _environment_table(envs: list[EnvironmentView]) -> list[str]:
+    names = [name for name, _ in envs[0].fields]
+    columns = [Column("key", code=True), *(Column(name) for name in names)]
+    rows = [[env.key, *(dict(env.fields).get(name, MISSING) for name in names)]
+            for env in envs]
+    return _table(Table("Environments", columns, rows), title=False)

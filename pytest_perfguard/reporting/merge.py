@@ -9,7 +9,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from ..results import ResultEntry, RunResults
+from ..results import ResultEntry, RunResults, TestError
 
 
 def merge_results(runs: list[RunResults]) -> RunResults:
@@ -23,7 +23,8 @@ def merge_results(runs: list[RunResults]) -> RunResults:
     Run-level fields: ``created`` is the latest; ``tool_version`` and ``baseline_path`` are
     kept when the runs agree and joined with ``", "`` when they differ; ``rules`` are the
     first run's that has any (a CI matrix shares its rules; each verdict was made with its
-    own run's rules either way).
+    own run's rules either way). Errored tests of every run are kept, in run order, each
+    distinct error once.
     """
     by_identity: dict[tuple[str, str], ResultEntry] = {}
     for run in runs:
@@ -31,8 +32,13 @@ def merge_results(runs: list[RunResults]) -> RunResults:
             identity = (entry.measurement.key, entry.measurement.environment.key())
             by_identity[identity] = copy.deepcopy(entry)
     rules: dict[str, Any] = copy.deepcopy(next((run.rules for run in runs if run.rules), {}))
+    errors: dict[tuple[str, str, str], TestError] = {}
+    for run in runs:
+        for error in run.errors:
+            errors.setdefault((error.test_id, error.when, error.message), copy.copy(error))
     return RunResults(
         entries=list(by_identity.values()),
+        errors=list(errors.values()),
         created=max((run.created for run in runs), default=""),
         tool_version=_joined(run.tool_version for run in runs),
         rules=rules,

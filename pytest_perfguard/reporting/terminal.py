@@ -1,4 +1,4 @@
-"""The terminal summary: one plain-text table plus one line per regression and its hints.
+"""The terminal summary: errored tests, one plain-text table, one line per regression.
 
 No ANSI colour and no terminal width probing here: the plugin decides how to colour and
 where to write, so the same text works under ``-q``, ``-v``, xdist and ``--color=no``.
@@ -8,58 +8,77 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from ..compare import unique_hints
-from ..results import ResultEntry, RunResults
-from ._format import (
-    count,
-    entry_label,
-    environments,
-    headline,
-    human_bytes,
-    human_flops,
-    one_line,
-    ratio,
-    speedup_text,
-    truncate,
-)
-from ._interim import describe_change
+from ..results import RunResults
+from ._format import one_line, truncate
+from .model import ReportView, TestView, build_view
 
 #: Column headers of the summary table; each test's id is on its own line above its rows,
-#: so the table stays about 110 characters wide however long the ids are.
+#: so the table stays under 120 characters wide however long the ids are. The gated
+#: metrics and their eager/compiled ratios; FLOPs are in the markdown and HTML reports.
 HEADERS = (
     "mode",
     "launches",
-    "bytes moved",
-    "FLOPs",
+    "bytes",
+    "peak mem",
     "fusion",
     "traffic",
+    "memory",
     "breaks",
     "recompiles",
     "speedup",
     "verdict",
 )
 
-ALIGN = ("left",) + ("right",) * 8 + ("left",)
+ALIGN = ("left",) + ("right",) * (len(HEADERS) - 2) + ("left",)
 
-#: Without ``verbose``, longer test ids are shortened from the middle.
+#: Without ``verbose``, longer test ids are shortened from the middle, and so are the
+#: lines of errored tests (to the table's width).
 TEST_ID_WIDTH = 100
+ERROR_LINE_WIDTH = 120
 
 
 def render_terminal(results: RunResults, *, verbose: bool = False) -> str:
     """Render ``results`` as plain text for the pytest terminal summary.
 
-    Per measurement: its id on one line, then an eager and a compiled row; regressions
-    first. Under the table comes one line per regressed metric with its hints (each hint
-    once per test). With ``verbose``: full test ids, improvements and within-tolerance
-    changes too, the verdict notes, and why unavailable metrics are missing.
+    Errored tests first, one line each. Then per measurement: its id on one line, then an
+    eager and a compiled row; regressions first. Under the table comes one line per
+    regressed metric with its hints (each hint once per test). With ``verbose``: full test
+    ids, improvements and within-tolerance changes too, the verdict notes, and why
+    unavailable metrics are missing (a reason every test of an environment shares is said
+    once).
     """
-    if not results.entries:
+    view = build_view(results, details=False)
+    if not view.tests and not view.errors:
         return "perfguard: no measurements in this run\n"
-    several = len(environments(results)) > 1
-    entries = results.sorted_entries()
+    width = None if verbose else TEST_ID_WIDTH
+    lines = [one_line(f"errored {e.test_id} ({e.phase}): {e.summary}") for e in view.errors]
+    if not verbose:  # the start says which test and when; the end of a message can go
+        lines = [line if len(line) <= ERROR_LINE_WIDTH else line[:ERROR_LINE_WIDTH - 3] + "..."
+                 for line in lines]
+    if view.tests:
+        if lines:
+            lines.append("")
+        lines += _table(view, width)
+    details = [line for test in view.tests for line in _detail_lines(test, verbose)]
+    if verbose:
+        details += [one_line(note) for note in view.notes]
+    if details:
+        lines.append("")
+        lines.extend(details)
+    lines.append("")
+    lines.append(f"perfguard: {view.headline}")
+    return "\n".join(lines) + "\n"
+
+
+def _fit(text: str, width: int | None) -> str:
+    text = one_line(text)
+    return text if width is None else truncate(text, width)
+
+
+def _table(view: ReportView, width: int | None) -> list[str]:
     rows: list[list[str]] = []
-    for entry in entries:
-        rows.extend(_rows(entry))
+    for test in view.tests:
+        rows.extend(_rows(test))
     # The header goes in as a data row: tabulate pads header cells by two extra spaces,
     # which would make this table ~10 characters wider. "simple" without headers draws a
     # rule above and below; the top one is moved under the header.
@@ -68,62 +87,30 @@ def render_terminal(results: RunResults, *, verbose: bool = False) -> str:
     ).split("\n")
     table = [("  " + line).rstrip() for line in (rendered[1], rendered[0], *rendered[2:-1])]
     lines = table[:2]  # header and rule
-    for index, entry in enumerate(entries):
-        label = one_line(entry_label(entry, several))
-        lines.append(label if verbose else truncate(label, TEST_ID_WIDTH))
+    for index, test in enumerate(view.tests):
+        lines.append(_fit(test.label, width))
         lines.extend(table[2 + 2 * index : 4 + 2 * index])
-    details = [line for entry in entries for line in _detail_lines(entry, several, verbose)]
-    if details:
-        lines.append("")
-        lines.extend(details)
-    lines.append("")
-    lines.append(f"perfguard: {headline(results)}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def _rows(entry: ResultEntry) -> list[list[str]]:
-    m = entry.measurement
-    eager, compiled = m.eager, m.compiled
+def _rows(test: TestView) -> list[list[str]]:
     return [
-        [
-            "eager",
-            count(eager.kernel_launches),
-            human_bytes(eager.bytes_moved),
-            human_flops(eager.flops),
-            ratio(m.fusion_ratio),
-            ratio(m.traffic_ratio),
-            "",
-            "",
-            speedup_text(m),
-            entry.verdict.status,
-        ],
-        [
-            "compiled",
-            count(compiled.kernel_launches),
-            human_bytes(compiled.bytes_moved),
-            human_flops(compiled.flops),
-            "",
-            "",
-            count(compiled.graph_breaks),
-            count(compiled.recompiles),
-            "",
-            "",
-        ],
+        ["eager", test.launches[0], test.bytes_moved[0], test.peak_memory[0], test.fusion,
+         test.traffic, test.memory, "", "", test.speedup, test.status],
+        ["compiled", test.launches[1], test.bytes_moved[1], test.peak_memory[1], "", "", "",
+         test.graph_breaks, test.recompiles, "", ""],
     ]
 
 
-def _detail_lines(entry: ResultEntry, several: bool, verbose: bool) -> list[str]:
-    verdict = entry.verdict
-    label = one_line(entry_label(entry, several))
-    shown = verdict.changes if verbose else verdict.regressions
+def _detail_lines(test: TestView, verbose: bool) -> list[str]:
+    label = one_line(test.label)
+    shown = test.changes if verbose else test.regressions
     lines = []
-    for change, hints in unique_hints(shown):
-        lines.append(f"{change.direction} {label}: {describe_change(change)}")
-        lines.extend(f"    hint: {one_line(hint)}" for hint in hints)
-    if verbose and verdict.note:
-        lines.append(f"{verdict.status} {label}: {one_line(verdict.note)}")
+    for change in shown:
+        lines.append(f"{change.direction} {label}: {change.exact}")
+        lines.extend(f"    hint: {one_line(hint)}" for hint in change.hints)
+    if verbose and test.note:
+        lines.append(f"{test.status} {label}: {one_line(test.note)}")
     if verbose:
-        for mode in (entry.measurement.eager, entry.measurement.compiled):
-            for metric, reason in sorted(mode.unavailable.items()):
-                lines.append(f"unavailable {label}: {mode.mode} {metric}: {one_line(reason)}")
+        lines.extend(f"unavailable {label}: {one_line(text)}" for text in test.unavailable)
     return lines

@@ -1,0 +1,58 @@
+"""Bytes moved by a compiled call: inductor's own count for each graph that ran, plus an
+estimate for eager ops between graphs (after a graph break).
+
+Inductor's count (``GraphLowering.count_bytes()``: each scheduler node's read/write buffer
+sizes, what pytorch's ``test/inductor/test_perf.py`` asserts) arrives per compile id through
+``_torch_private.capture_inductor_bytes``; which graphs ran in the profiled call comes from
+the ``Torch-Compiled Region: <id>`` events the kernel counter noted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._torch_private import CompileRecorder
+from .kernels import KernelCount
+
+_DTYPE_BYTES: dict[str, int] = {
+    "float": 4, "double": 8, "c10::Half": 2, "c10::BFloat16": 2, "Half": 2, "BFloat16": 2,
+    "long int": 8, "int": 4, "short int": 2, "signed char": 1, "unsigned char": 1, "bool": 1,
+    "c10::complex<float>": 8, "c10::complex<double>": 16,
+}
+
+
+def estimate_op_bytes(shapes: list[Any], dtypes: list[Any]) -> int:
+    """Bytes of an eager op between compiled graphs, from the profiler's recorded inputs:
+    every tensor input read once, and one output the size of the first tensor input."""
+    sizes = []
+    for shape, dtype in zip(shapes, dtypes, strict=False):
+        if isinstance(shape, list) and shape and all(isinstance(d, int) for d in shape):
+            elements = 1
+            for d in shape:
+                elements *= d
+            sizes.append(elements * _DTYPE_BYTES.get(str(dtype), 4))
+        elif shape == [] and str(dtype) in _DTYPE_BYTES and dtype != "Scalar":
+            sizes.append(_DTYPE_BYTES[str(dtype)])
+    return sum(sizes) + (sizes[0] if sizes else 0)
+
+
+
+
+def compiled_bytes(recorder: CompileRecorder, counted: KernelCount, backend: str
+                   ) -> tuple[int | None, str | None]:
+    """(bytes moved, None), or (None, why it is unavailable) - never a silent 0."""
+    if recorder.bytes_unavailable:
+        return None, recorder.bytes_unavailable
+    ran = set(counted.compiled_regions)
+    if ran and not recorder.bytes_by_compile_id:
+        return None, (f"backend {backend!r} reported no inductor byte counts"
+                      if backend != "inductor"
+                      else "inductor reported no byte counts for the compiled graphs")
+    missing = sorted(r for r in ran if r not in recorder.bytes_by_compile_id
+                     and any(g.compile_id == r for g in recorder.graphs))
+    if missing:
+        return None, f"no inductor byte count for compiled graph(s) {', '.join(missing)}"
+    total = sum(recorder.bytes_by_compile_id.get(r, 0) for r in ran)
+    total += sum(estimate_op_bytes(shapes, dtypes)
+                 for _, shapes, dtypes in counted.outside_graph_ops)
+    return total, None
