@@ -99,7 +99,8 @@ def _cmd_update(args: argparse.Namespace) -> int:
                         keep_time.add(e.measurement.identity)
                     yield e.measurement
 
-    summary = update_baseline_file(args.baseline, chosen(), keep_time_for=keep_time)
+    summary = update_baseline_file(args.baseline, chosen(), keep_time_for=keep_time,
+                                   validated=True)
     count = summary.written
     print(f"perfguard: baseline {args.baseline}: {count} entr{'y' if count == 1 else 'ies'} "
           f"updated from {len(files)} results file(s)")

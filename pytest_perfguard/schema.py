@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import typing
 from collections.abc import Hashable, Mapping
 from typing import Annotated, Any
@@ -214,8 +215,18 @@ def validate_element(cls: Any, data: bytes, context: Mapping[str, Any] | None = 
     return value
 
 
+#: An entry as perfguard writes it starts with its identity: read just that (an update
+#: replacing 50,000 entries spent a second parsing them whole).
+_IDENTITY_FIRST = re.compile(
+    rb'\A\s*\{\s*"test_id"\s*:\s*("(?:[^"\\\n]|\\.)*")\s*,'
+    rb'\s*"name"\s*:\s*("(?:[^"\\\n]|\\.)*")\s*[,}]')
+
+
 def identity_of(data: bytes) -> tuple[str, str] | None:
     """``(test_id, name)`` of an entry's JSON text, or None when it has none."""
+    first = _IDENTITY_FIRST.match(data)
+    if first:
+        return (json.loads(first.group(1)), json.loads(first.group(2)))
     try:
         found = adapter(Identity).validate_json(data)
     except ValidationError:
