@@ -108,7 +108,7 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *,
             continue
     try:
         try:
-            if mode is not None:
+            if mode is not None and hasattr(os, "fchmod"):  # (not on Windows before 3.13)
                 os.fchmod(fd, mode)
             pending: list[bytes] = []
             size = 0
@@ -217,7 +217,7 @@ class Document:
         if isinstance(value, Span):
             self.handle.seek(value.offset)
             return self.handle.read(value.length)
-        return json.dumps(value, ensure_ascii=False).encode()
+        return json.dumps(value).encode()  # ASCII: a lone surrogate stays an escape
 
     def resolve_span(self, value: Any) -> Any:
         """``value`` parsed if it is a span, else as it is."""

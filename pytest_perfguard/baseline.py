@@ -75,9 +75,11 @@ class BaselineError(Exception):
 
 
 def display(identity: Identity) -> str:
-    """An identity as people read it (the same text as :attr:`Measurement.key`)."""
+    """An identity as people read it (the same text as :attr:`Measurement.key`); text that
+    no terminal can print (a lone surrogate from a ``\\ud800`` escape) is shown escaped."""
     test_id, name = identity
-    return test_id if name == "default" else f"{test_id}::{name}"
+    text = test_id if name == "default" else f"{test_id}::{name}"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # ----------------------------------------------------------------------------------------
@@ -411,7 +413,7 @@ def _entry_text_or_error(m: Measurement, path: Path, keep_time_for: Container[Id
                           validated=validated)
     except ValidationError as exc:
         raise BaselineError(
-            f"{path}: entry {m.key} (environment {_safe_key(m.environment)}): invalid "
+            f"{path}: entry {display(m.identity)} (environment {_safe_key(m.environment)}): invalid "
             f"measurement, not written: {schema.describe(exc, skip=1)}") from None
 
 

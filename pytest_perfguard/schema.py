@@ -198,16 +198,16 @@ def validate_element(cls: Any, data: bytes, context: Mapping[str, Any] | None = 
                      constants: bool = True) -> Any:
     """Validate one element's JSON text as ``cls``.
 
-    Raises ``ValidationError`` (a NaN or an infinity in a field is one, naming the field),
-    :class:`~pytest_perfguard._files.NonFiniteNumber` for a NaN or an infinity anywhere else
-    (``constants``: look for them; text this process encoded needs no second look), and
-    :class:`~pytest_perfguard._files.NotLaidOut` when the text is not JSON (the lean reader
-    cut it wrongly, or the file is broken: the caller reads the file whole).
+    ``constants``: the text was cut from a file by the lean reader (not encoded by this
+    process). Raises ``ValidationError`` (a NaN or an infinity in a field is one, naming the
+    field), :class:`~pytest_perfguard._files.NonFiniteNumber` for a NaN or an infinity
+    anywhere else, and :class:`~pytest_perfguard._files.NotLaidOut` when cut text is not JSON
+    (the lean reader cut it wrongly, or the file is broken: the caller reads it whole).
     """
     try:
         value = adapter(cls).validate_json(data, context=context)
     except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
+        if constants and any(error["type"] == "json_invalid" for error in exc.errors()):
             raise NotLaidOut from None
         raise
     if constants and (b"NaN" in data or b"Infinity" in data):
@@ -236,12 +236,28 @@ def identity_of(data: bytes) -> tuple[str, str] | None:
 
 def describe(exc: ValidationError, *, skip: int = 0, limit: int = 3) -> str:
     """The errors as ``field.path: problem`` (the first ``skip`` location parts dropped)."""
-    errors = exc.errors(include_url=False)
+    errors = _merge_union_members(exc.errors(include_url=False))
     parts = [": ".join(filter(None, (_location(e["loc"][skip:]), _problem(e))))
              for e in errors[:limit]]
     if len(errors) > limit:
         parts.append(f"and {len(errors) - limit} more")
     return "; ".join(parts)
+
+
+#: How pydantic tags the members of a union like ``int | float`` in an error's location.
+_UNION_MEMBERS = {"int", "float", "str", "bool"}
+
+
+def _merge_union_members(errors: list[Any]) -> list[Any]:
+    """One error per field for a value that fits no member of ``int | float``: pydantic
+    reports one per member (``baseline.int: ...; baseline.float: ...``); the last says it."""
+    merged: dict[tuple[Any, ...], Any] = {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        if loc and loc[-1] in _UNION_MEMBERS:
+            error = {**error, "loc": loc[:-1]}
+        merged[tuple(error["loc"])] = error
+    return list(merged.values())
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
