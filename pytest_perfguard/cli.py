@@ -29,6 +29,7 @@ from .baseline import (
     update_baseline_file,
 )
 from .compare import judge
+from .history.cli import add_history_parser
 from .record import Measurement
 from .results import ResultEntry, ResultsError, RunResults, open_results
 from .settings import SettingError, add_cli_rule_arguments, cli_rule_overrides
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                         choices=["github-action-benchmark", "bencher"])
     export.add_argument("-o", "--output", type=Path)
     export.set_defaults(func=_cmd_export)
+
+    add_history_parser(sub)
     return parser
 
 

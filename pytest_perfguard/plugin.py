@@ -32,6 +32,7 @@ from .baseline import (
     update_baseline_file,
 )
 from .compare import judge
+from .history import HistoryError, check_history, record_session
 from .record import Measurement
 from .results import ResultEntry, RunResults, TestError
 from .settings import (
@@ -116,6 +117,11 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"unreadable baseline moved to {aside} ({exc}); writing a new one"
             )
         session.baseline = Baseline(path=session.baseline_path)
+    if settings.history_record and not session.is_worker:
+        try:  # an unusable history database stops the run before its tests, not after
+            check_history(_under_root(rootpath, settings.history))
+        except HistoryError as exc:
+            raise pytest.UsageError(f"perfguard: {exc}") from None
     config.pluginmanager.register(PerfguardPlugin(session, config), "perfguard-session")
 
 
@@ -321,6 +327,15 @@ class PerfguardPlugin:
                     state.messages.append(f"ERROR: baseline not updated: {exc}")
                     if session.exitstatus == 0:
                         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if state.settings.history_record:
+            try:
+                state.messages.append(record_session(
+                    results, _under_root(state.rootpath, state.settings.history),
+                    cwd=state.rootpath, ignore=[state.report_dir, state.baseline_path]))
+            except (HistoryError, OSError) as exc:
+                state.messages.append(f"ERROR: history not recorded: {exc}")
+                if session.exitstatus == 0:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._write_reports(results)
 
     def _write_reports(self, results: RunResults) -> None:

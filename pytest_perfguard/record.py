@@ -45,15 +45,6 @@ class Kernel:
 
 
 @dataclass
-class Allocation:
-    """A tensor alive at the peak: its size and the op that allocated it."""
-
-    op: str
-    bytes: Count
-    shape: str = ""
-
-
-@dataclass
 class GraphBreak:
     """A graph break dynamo took, with the user's source location."""
 
@@ -111,6 +102,20 @@ class NvmlSummary:
 
 
 @dataclass
+class Allocation:
+    """A tensor alive at the peak: its size and the op that allocated it."""
+
+    #: The op that allocated it: an aten kernel (``aten::mm``), an inductor kernel
+    #: (``cpp_fused_add_mul_0``) or the compiled graph whose wrapper allocated it
+    #: (``## Call CompiledFxGraph ... ##``); ``(outside any op)`` for Python-level wrapping.
+    op: str
+    bytes: Count
+    #: ``"[32, 128] float32"`` when perfguard saw the tensor (an output, or an op input
+    #: with recorded shapes) and its size matches the allocation; else ``""``.
+    shape: str = ""
+
+
+@dataclass
 class Utilisation:
     """Achieved throughput against the device's peaks (GPU only)."""
 
@@ -151,14 +156,15 @@ class ModeRecord:
     graph_break_details: list[GraphBreak] = field(default_factory=list)
     recompiles: Count | None = None
     compile_seconds: Seconds | None = None
-    #: The most bytes allocated by one call and alive at the same moment.
-    peak_memory: Count | None = None
-    #: The largest tensors alive at the peak, largest first (at most 5).
-    peak_allocations: list[Allocation] = field(default_factory=list)
     # GPU only.
     device_seconds: Seconds | None = None
     utilisation: Utilisation | None = None
     nvml: NvmlSummary | None = None
+    #: The most bytes the call allocated that were alive at the same moment (outputs and,
+    #: with ``train=True``, gradients included; inputs and parameters not).
+    peak_memory: Count | None = None
+    #: What was alive at that peak: the largest allocations first, at most 5.
+    peak_allocations: list[Allocation] = field(default_factory=list)
     #: metric name -> why it is not available here.
     unavailable: dict[str, str] = field(default_factory=dict)
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .collectors import _torch_private as private
-from .collectors import traces
+from .collectors import memory, traces
 from .collectors.bytes_compiled import compiled_bytes
 from .collectors.bytes_eager import count_bytes_and_flops
 from .collectors.environment import fingerprint
@@ -187,7 +187,7 @@ def measure(
         else:
             compiled_record.compile_seconds = first_call_seconds
             for record in (eager_record, compiled_record):
-                for metric in ("kernel_launches", "bytes_moved", "flops", "time"):
+                for metric in ("kernel_launches", "bytes_moved", "flops", "time", "peak_memory"):
                     record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
         # Recompiles counted over every call we made after the first.
         compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
@@ -276,9 +276,15 @@ def _profile_mode(
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
     _sync(device)
-    with profile(activities=activities, record_shapes=recorder is not None) as prof:
-        call()
+    if call.train:  # the last call's gradients are freed here, not inside the memory profile
+        for param in call.params:
+            param.grad = None
+    with profile(activities=activities, record_shapes=recorder is not None,
+                 profile_memory=True) as prof, memory.cuda_peak(device) as cuda_peak:
+        returned = call()
         _sync(device)
+    memory.record_peak(record, prof, returned, device, cuda_peak)
+    del returned
     if trace_dir is not None and recorder is not None:
         prof.export_chrome_trace(str(traces.trace_file(trace_dir)))
     rows = rows_from_profiler(prof.events())

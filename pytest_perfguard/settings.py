@@ -58,6 +58,10 @@ class SessionSettings:
                            "no longer exist in the paths this run collected")
     traces: bool = _setting(False, "save a Chrome/Perfetto trace and the generated code of each "
                             "compiled run next to the report")
+    history_record: bool = _setting(False, "append this run (commit, branch, every metric and "
+                                    "verdict) to the history database")
+    history: str = _setting(".perfguard/history.sqlite", "history database, relative to the "
+                            "rootdir")
 
     def __post_init__(self) -> None:
         validate(self)

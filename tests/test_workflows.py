@@ -9,6 +9,7 @@ elsewhere that one test is skipped and the structural checks still run.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from report_factory import sample_results
 
 yaml = pytest.importorskip("yaml", reason="reading the workflows needs PyYAML: pip install pyyaml")
 
@@ -233,3 +235,125 @@ def test_perfguard_gpu_job_is_optional_and_self_hosted() -> None:
     assert "vars." in str(gpu.get("if", "")), "the gpu job must be switched on by a variable"
     assert runs_command(gpu, r"pip install .*pytest-torch-perfguard\[gpu\]")
     assert runs_command(gpu, r"\bpytest --perfguard\b")
+
+
+# ---- perfguard.yml: the history across commits ------------------------------------------
+
+HISTORY_DB = "${{ env.PROJECT_DIR }}/.perfguard/history.sqlite"
+ON_DEFAULT_BRANCH = ("github.event_name == 'push' && github.ref_name == "
+                     "github.event.repository.default_branch")
+
+
+def step_named(job: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [s for s in steps(job) if s.get("name") == name]
+    assert len(found) == 1, f"no single step named {name!r}"
+    return found[0]
+
+
+def test_perfguard_records_history_on_pushes_to_the_default_branch_only() -> None:
+    workflow = load(PERFGUARD)
+    on = triggers(workflow)
+    assert on["push"]["branches"] == ["main"]
+    # Pushes to the default branch are never cancelled, so each pushed commit is recorded.
+    assert workflow["concurrency"]["cancel-in-progress"] == (
+        "${{ github.event_name == 'pull_request' }}")
+    cpu = workflow["jobs"]["cpu"]
+    gate = step_named(cpu, "pytest --perfguard")
+    assert gate["run"].strip() == "pytest --perfguard $HISTORY_FLAG"
+    flag = gate["env"]["HISTORY_FLAG"]
+    assert flag == ("${{ " + ON_DEFAULT_BRANCH + " && '--perfguard-history-record' || '' }}")
+
+
+def test_perfguard_keeps_the_history_in_a_cache_saved_by_default_branch_pushes() -> None:
+    cpu = load(PERFGUARD)["jobs"]["cpu"]
+    names = [s.get("name") for s in steps(cpu)]
+    restore = step_named(cpu, "Restore the perfguard history")
+    save = step_named(cpu, "Save the perfguard history")
+    assert restore["uses"] == "actions/cache/restore@v4"
+    assert save["uses"] == "actions/cache/save@v4"
+    # Restored before the gate (which appends to it), saved after it.
+    assert (names.index("Restore the perfguard history") < names.index("pytest --perfguard")
+            < names.index("Save the perfguard history"))
+    assert restore["with"]["path"] == save["with"]["path"] == HISTORY_DB
+    # Cache entries are immutable: each run saves under its own key, and a restore takes
+    # the newest entry with the prefix (a pull request may read the default branch's).
+    key = "perfguard-history-${{ runner.os }}-${{ github.run_id }}-${{ github.run_attempt }}"
+    assert restore["with"]["key"] == save["with"]["key"] == key
+    assert restore["with"]["restore-keys"].strip() == "perfguard-history-${{ runner.os }}-"
+    assert "if" not in restore
+    assert save["if"] == "always() && " + ON_DEFAULT_BRANCH
+
+
+def test_perfguard_summary_shows_the_history_beside_a_pull_request() -> None:
+    cpu = load(PERFGUARD)["jobs"]["cpu"]
+    summary = step_named(cpu, "History beside this run")
+    assert summary["if"] == "always()"
+    assert summary.get("continue-on-error") is True  # informational; the gate decides
+    script = summary["run"]
+    assert "perfguard history report" in script and "--markdown \"$summary\"" in script
+    assert "--current .perfguard/report/results.json" in script
+    assert '>> "$GITHUB_STEP_SUMMARY"' in script
+    names = [s.get("name") for s in steps(cpu)]
+    # Written into .perfguard/report before the report is uploaded.
+    assert names.index("History beside this run") < names.index("Upload the report")
+
+
+def test_perfguard_sticky_comment_is_optional_and_skips_forks() -> None:
+    cpu = load(PERFGUARD)["jobs"]["cpu"]
+    comment = step_named(cpu, "Post the history as one pull-request comment")
+    assert comment["uses"].startswith("marocchino/sticky-pull-request-comment@")
+    # One comment per pull request, found again by its header and updated in place.
+    assert comment["with"]["header"] == "perfguard-history"
+    assert comment["with"]["path"] == "${{ env.PROJECT_DIR }}/.perfguard/report/history.md"
+    condition = comment["if"]
+    assert "github.event_name == 'pull_request'" in condition
+    assert "vars.PERFGUARD_PR_COMMENT == 'true'" in condition
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    assert cpu["permissions"] == {"contents": "read", "pull-requests": "write"}
+
+
+def _summary_script(tmp_path: Path) -> Path:
+    body = step_named(load(PERFGUARD)["jobs"]["cpu"], "History beside this run")["run"]
+    path = tmp_path / "summary.sh"
+    path.write_text("set -e\n" + body)
+    # `perfguard` on the PATH of the script is this interpreter's, never the machine's.
+    shim = tmp_path / "bin" / "perfguard"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pytest_perfguard.cli "$@"\n')
+    shim.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("state", ["no-results", "no-history", "pull-request", "push"])
+def test_perfguard_summary_script_runs(tmp_path: Path, state: str) -> None:
+    """The step's own shell script, run as GitHub runs it (bash -e) in a project folder."""
+    script = _summary_script(tmp_path)
+    project = tmp_path / "project"
+    (project / ".perfguard" / "report").mkdir(parents=True)
+    results = project / ".perfguard" / "report" / "results.json"
+    if state != "no-results":
+        results.write_text(sample_results().dumps())
+    if state in ("pull-request", "push"):
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_perfguard.cli", "history", "add", str(results),
+             "--commit", "a" * 40, "--db", str(project / ".perfguard" / "history.sqlite")],
+            capture_output=True, text=True, check=False, timeout=120)
+        assert done.returncode == 0, done.stderr
+    step_summary = tmp_path / "step-summary.md"
+    step_summary.write_text("earlier steps' summary\n")
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "GITHUB_STEP_SUMMARY": str(step_summary),
+           "GITHUB_EVENT_NAME": "push" if state == "push" else "pull_request",
+           "HISTORY_COMMITS": "5", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(["bash", "-e", str(script)], cwd=project, env=env,
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = (project / ".perfguard" / "report" / "history.md").read_text()
+    assert step_summary.read_text() == "earlier steps' summary\n" + written
+    if state == "no-results":
+        assert written.startswith("perfguard history: no results.json")
+    elif state == "no-history":
+        assert written.startswith("perfguard history: none yet")
+    else:
+        assert written.startswith("## perfguard history\n")
+        assert ("| current |" in written) == (state == "pull-request")
+        assert (project / ".perfguard" / "report" / "history.html").is_file()

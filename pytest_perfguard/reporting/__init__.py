@@ -8,14 +8,38 @@ by this package.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
+# Light (no Jinja2, no tabulate), and eager on purpose: the submodule shares the function's
+# name, so a lazy lookup could hand out the module instead of the function.
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
-from .html import render_html
-from .markdown import SUMMARY_MAX_BYTES, render_markdown, render_markdown_summary
-from .merge import merge_results
-from .messages import describe_change, failure_message
-from .model import ReportView, build_view
-from .terminal import render_terminal
+
+#: Public name -> the submodule that defines it. Loaded on first use (PEP 562), so a
+#: command that needs one reporter does not import Jinja2 and tabulate for all of them.
+_EXPORTS = {
+    "render_html": ("html", "render_html"),
+    "SUMMARY_MAX_BYTES": ("markdown", "SUMMARY_MAX_BYTES"),
+    "render_markdown": ("markdown", "render_markdown"),
+    "render_markdown_summary": ("markdown", "render_markdown_summary"),
+    "merge_results": ("merge", "merge_results"),
+    "describe_change": ("messages", "describe_change"),
+    "failure_message": ("messages", "failure_message"),
+    "ReportView": ("model", "ReportView"),
+    "build_view": ("model", "build_view"),
+    "render_terminal": ("terminal", "render_terminal"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EXPORT_FORMATS",

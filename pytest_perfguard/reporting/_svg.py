@@ -83,10 +83,17 @@ def _legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[str]:
     return out
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^k that is >= value (a linear axis maximum)."""
+def nice_ceiling(value: float, *, binary: bool = False) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k that is >= value (a linear axis maximum).
+
+    With ``binary`` the steps are taken in the 1024-power unit the value is shown in
+    (``human_bytes``), so the ticks read 125 MiB, 250 MiB, ... rather than 119 MiB.
+    """
     if value <= 0:
         return 1.0
+    if binary:
+        unit = 1024.0 ** max(0, math.floor(math.log(value, 1024)))
+        return unit * nice_ceiling(value / unit)
     power = 10 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if step * power >= value * (1 - 1e-12):

@@ -1,0 +1,341 @@
+"""Trend reports from the history: a self-contained HTML page and a markdown summary.
+
+Both show the last N recorded runs, and, given a current run that is not recorded (a pull
+request's results.json), that run beside them. The HTML follows the rules of
+``report.html``: Jinja2 with autoescape, inline SVG, no script at all, and a
+Content-Security-Policy that forbids every fetch; commit links are plain navigation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import jinja2
+from markupsafe import Markup
+
+from ..reporting._format import count, human_bytes, human_seconds, md_escape
+from ..reporting._svg import COMPILED_COLOUR, EAGER_COLOUR
+from ..results import RunResults
+from . import _chart
+from ._text import format_change, format_short
+from .metrics import is_timing, measurement_metrics
+from .store import HistoryStore, Run
+
+#: Runs a report shows by default.
+DEFAULT_LAST = 50
+#: Commits the markdown summary shows beside the current run by default.
+DEFAULT_SUMMARY_COMMITS = 5
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    id: str
+    title: str
+    metrics: tuple[tuple[str, str, str], ...]  # (metric, legend name, colour)
+    value_text: Callable[[float | None], str]
+    binary: bool = False
+    #: metric -> metric holding its IQR (drawn as a band of that width).
+    bands: tuple[tuple[str, str], ...] = ()
+
+
+CHARTS: tuple[ChartSpec, ...] = (
+    ChartSpec("launches", "Kernel launches per call",
+              (("eager.kernel_launches", "eager", EAGER_COLOUR),
+               ("compiled.kernel_launches", "compiled", COMPILED_COLOUR)), count),
+    ChartSpec("bytes", "Bytes moved per call",
+              (("eager.bytes_moved", "eager", EAGER_COLOUR),
+               ("compiled.bytes_moved", "compiled", COMPILED_COLOUR)), human_bytes,
+              binary=True),
+    ChartSpec("memory", "Peak memory per call",
+              (("eager.peak_memory", "eager", EAGER_COLOUR),
+               ("compiled.peak_memory", "compiled", COMPILED_COLOUR)), human_bytes,
+              binary=True),
+    ChartSpec("breaks", "Graph breaks and recompiles (compiled)",
+              (("compiled.graph_breaks", "graph breaks", "#c62828"),
+               ("compiled.recompiles", "recompiles", "#6a1b9a")), count),
+    ChartSpec("time", "Median time per call (band: IQR)",
+              (("eager.time_median", "eager", EAGER_COLOUR),
+               ("compiled.time_median", "compiled", COMPILED_COLOUR)), human_seconds,
+              bands=(("eager.time_median", "eager.time_iqr"),
+                     ("compiled.time_median", "compiled.time_iqr"))),
+)
+
+#: Rows of the markdown summary, in order.
+SUMMARY_METRICS = ("compiled.kernel_launches", "eager.kernel_launches", "compiled.bytes_moved",
+                   "compiled.graph_breaks", "compiled.recompiles", "compiled.peak_memory",
+                   "compiled.time_median")
+
+
+@dataclass
+class StepView:
+    metric: str
+    index: int
+    commit: str
+    text: str
+
+
+@dataclass
+class TestHistory:
+    """One test in one environment over the report's columns."""
+
+    key: str
+    environment_key: str
+    environment_label: str
+    #: metric -> value per column (None: not measured in that run).
+    values: dict[str, list[float | None]]
+    statuses: list[str]
+    steps: list[StepView] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> str:
+        return "history-" + entry_id_for(self.key, self.environment_key)
+
+    def has_current_change(self) -> bool:
+        """Whether the last column (the current run) differs from the run before it."""
+        return any(step.index == len(self.statuses) - 1 for step in self.steps)
+
+
+def entry_id_for(key: str, environment_key: str) -> str:
+    """An HTML id that stays the same for the same test and environment across reports."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", key).lower()[:48].strip("-")
+    digest = hashlib.sha1(f"{key}\0{environment_key}".encode()).hexdigest()[:8]
+    return f"{slug}-{digest}" if slug else digest
+
+
+@dataclass
+class HistoryView:
+    columns: list[_chart.Column]
+    tests: list[TestHistory]
+    has_current: bool
+    branch: str | None
+
+
+def commit_url_template(explicit: str | None, environ: Mapping[str, str] | None = None
+                        ) -> str | None:
+    """``--commit-url`` if given, else GitHub's from ``GITHUB_SERVER_URL`` and
+    ``GITHUB_REPOSITORY`` (set in Actions), else None (commits shown as text)."""
+    if explicit:
+        return explicit
+    env = os.environ if environ is None else environ
+    server, repository = env.get("GITHUB_SERVER_URL", ""), env.get("GITHUB_REPOSITORY", "")
+    if server and repository:
+        return f"{server.rstrip('/')}/{repository}/commit/{{commit}}"
+    return None
+
+
+def _column(run: Run, template: str | None) -> _chart.Column:
+    href = template.replace("{commit}", run.commit) if template and run.commit != "unknown" \
+        else None
+    title = f"{run.commit}{' (dirty)' if run.dirty else ''} · {run.created[:16].replace('T', ' ')}"
+    if run.branch:
+        title += f" · {run.branch}"
+    return _chart.Column(run.short, title, href, run.commit)
+
+
+def collect(store: HistoryStore, *, last: int = DEFAULT_LAST, branch: str | None = None,
+            current: RunResults | None = None, commit_url: str | None = None) -> HistoryView:
+    """The last ``last`` runs (0: all) and, if given, the current run as the last column."""
+    runs = store.recent_runs(last, branch=branch)
+    window = store.window(runs)
+    columns = [_column(run, commit_url) for run in runs]
+    run_index = {run.id: i for i, run in enumerate(runs)}
+    width = len(columns) + (1 if current is not None else 0)
+    tests: dict[tuple[str, str], TestHistory] = {}
+    for (key, env_key), metrics in window.values.items():
+        history = TestHistory(key, env_key, window.labels.get(env_key, env_key), {},
+                              [""] * width)
+        for metric, by_run in metrics.items():
+            row: list[float | None] = [None] * width
+            for run_id, value in by_run.items():
+                row[run_index[run_id]] = value
+            history.values[metric] = row
+        for run in runs:
+            history.statuses[run_index[run.id]] = window.statuses.get((key, env_key, run.id), "")
+        tests[(key, env_key)] = history
+    if current is not None:
+        columns.append(_chart.Column("current", "this run (not recorded)", None, "current",
+                                     current=True))
+        for entry in current.entries:
+            m = entry.measurement
+            env_key = m.environment.key()
+            history = tests.setdefault(
+                (m.key, env_key),
+                TestHistory(m.key, env_key, m.environment.label(), {}, [""] * width))
+            for metric, value in measurement_metrics(m).items():
+                history.values.setdefault(metric, [None] * width)[-1] = value
+            history.statuses[-1] = entry.verdict.status
+    for history in tests.values():
+        history.steps = _steps(history, columns)
+    ordered = sorted(tests.values(), key=lambda t: (not t.steps, t.key, t.environment_label))
+    return HistoryView(columns, ordered, current is not None, branch)
+
+
+def _steps(history: TestHistory, columns: list[_chart.Column]) -> list[StepView]:
+    """Columns where a deterministic metric took a new value (against the last known one)."""
+    steps: list[StepView] = []
+    for metric in sorted(history.values):
+        if is_timing(metric):
+            continue
+        previous: float | None = None
+        for index, value in enumerate(history.values[metric]):
+            if value is None:
+                continue
+            if previous is not None and value != previous:
+                column = columns[index]
+                steps.append(StepView(
+                    metric, index, column.commit,
+                    f"{column.label}: {metric} {format_short(metric, previous)} → "
+                    f"{format_short(metric, value)}, {format_change(metric, previous, value)}"))
+            previous = value
+    return steps
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _TestView:
+    anchor: str
+    key: str
+    environment: str
+    environment_key: str
+    steps: list[str]
+    charts: list[tuple[str, Markup]]
+    missing: list[str]
+
+
+def render_history_html(view: HistoryView, *, title: str = "perfguard history") -> str:
+    """The trend page: per test, one chart per metric group over the report's runs."""
+    tests = []
+    for index, history in enumerate(view.tests):
+        charts: list[tuple[str, Markup]] = []
+        missing: list[str] = []
+        for spec in CHARTS:
+            lines = []
+            for metric, name, colour in spec.metrics:
+                values = history.values.get(metric)
+                if values is None or all(v is None for v in values):
+                    continue
+                band_metric = dict(spec.bands).get(metric)
+                band = None
+                if band_metric and band_metric in history.values:
+                    band = [None if iqr is None else iqr / 2
+                            for iqr in history.values[band_metric]]
+                lines.append(_chart.Line(name, colour, list(values), band,
+                                         steps=not is_timing(metric)))
+            if not lines:
+                missing.append(spec.title.split(" (")[0].lower())
+                continue
+            metrics = {metric for metric, _, _ in spec.metrics}
+            steps = [_chart.Step(s.index, s.commit, s.text) for s in history.steps
+                     if s.metric in metrics]
+            charts.append((spec.title, Markup(_chart.trend_chart(
+                f"t{index}-{spec.id}", spec.title, view.columns, lines, spec.value_text,
+                steps=_dedupe(steps), binary=spec.binary))))
+        tests.append(_TestView(history.anchor, history.key, history.environment_label,
+                               history.environment_key, [s.text for s in history.steps],
+                               charts, missing))
+    runs = [c for c in view.columns if not c.current]
+    return _template().render(
+        title=title,
+        tests=tests,
+        run_count=len(runs),
+        first=runs[0].title if runs else "",
+        last=runs[-1].title if runs else "",
+        has_current=view.has_current,
+        branch=view.branch or "",
+        columns=[(c.label, c.title, _chart.safe_url(c.href)) for c in view.columns],
+    )
+
+
+def _dedupe(steps: list[_chart.Step]) -> list[_chart.Step]:
+    """One marker per column: the texts of several metrics stepping at once are joined."""
+    by_index: dict[int, _chart.Step] = {}
+    for step in steps:
+        if step.index in by_index:
+            by_index[step.index].text += f"; {step.text.split(': ', 1)[1]}"
+        else:
+            by_index[step.index] = _chart.Step(step.index, step.commit, step.text)
+    return [by_index[i] for i in sorted(by_index)]
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pytest_perfguard.history", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template("history.html.j2")
+
+
+# --- markdown -----------------------------------------------------------------------------
+
+
+def render_history_markdown(view: HistoryView, *,
+                            commits: int = DEFAULT_SUMMARY_COMMITS) -> str:
+    """A job-summary table per test: the last ``commits`` runs' values and the current one.
+
+    Tests whose current values differ from the last recorded run come first and open;
+    the others are folded.
+    """
+    first = max(0, len(view.columns) - (commits + (1 if view.has_current else 0)))
+    shown = list(range(first, len(view.columns)))
+    heads = [c.label if c.current else (f"[{c.label}]({url})" if (url := _chart.safe_url(c.href))
+                                        else f"`{c.label}`")
+             for c in (view.columns[i] for i in shown)]
+    lines = ["## perfguard history", ""]
+    recorded = [c for c in view.columns if not c.current]
+    if not recorded:
+        lines += ["No run recorded in the history yet: values below are this run's only.", ""]
+    what = "This run beside the" if view.has_current else "The"
+    lines += [f"{what} last {len(shown) - (1 if view.has_current else 0)} recorded run(s)"
+              + (f" on `{md_escape(view.branch)}`" if view.branch else "")
+              + ". Bold: a value that differs from the run before it.", ""]
+    changed = [t for t in view.tests if t.has_current_change()] if view.has_current else \
+        [t for t in view.tests if any(s.index in shown for s in t.steps)]
+    steady = [t for t in view.tests if t not in changed]
+    several = len({t.environment_key for t in view.tests}) > 1
+
+    def table(histories: list[TestHistory]) -> list[str]:
+        out = ["| test | metric | " + " | ".join(heads) + " |",
+               "|---|---|" + "---:|" * len(heads)]
+        for history in histories:
+            label = f"<code>{md_escape(history.key)}</code>"
+            if several:
+                label += f" ({md_escape(history.environment_label)})"
+            for metric in SUMMARY_METRICS:
+                values = history.values.get(metric)
+                if values is None or all(values[i] is None for i in shown):
+                    continue
+                cells = []
+                for i in shown:
+                    value = values[i]
+                    text = format_short(metric, value)
+                    previous = next((values[j] for j in range(i - 1, -1, -1)
+                                     if values[j] is not None), None)
+                    if (value is not None and previous is not None and value != previous
+                            and not is_timing(metric)):
+                        text = f"**{text}** {format_change(metric, previous, value)}"
+                    cells.append(text)
+                out.append(f"| {label} | {metric} | " + " | ".join(cells) + " |")
+                label = ""
+        return out
+
+    if changed:
+        title = "changed in this run" if view.has_current else "with a step in these runs"
+        lines += [f"**{len(changed)} test(s) {title}**", ""] + table(changed) + [""]
+    if steady:
+        lines += ["<details>",
+                  f"<summary>{len(steady)} test(s) unchanged</summary>", ""]
+        lines += table(steady) + ["", "</details>", ""]
+    if not view.tests:
+        lines += ["No measurements.", ""]
+    return "\n".join(lines)
