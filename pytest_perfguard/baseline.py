@@ -43,9 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
-
-from . import schema
+# schema.py (and pydantic with it) is imported by the functions that use it: every pytest
+# run imports the plugin, and most never read a baseline.
 from ._files import (
     NonFiniteNumber,
     NotLaidOut,
@@ -96,6 +95,7 @@ def entry_text(measurement: Measurement, *, keep_time: bool = True,
     "unavailable" reason. Compile time and trace paths are always dropped. Raises
     ``ValidationError`` (locations start with ``measurement``).
     """
+    from . import schema
     if not validated:
         schema.check_measurement(measurement)
     stored = _shallow_copy(measurement)
@@ -137,10 +137,12 @@ class _EnvironmentKeys:
 
 
 def _canonical(entry: Any) -> bytes:
+    from . import schema
     return schema.adapter(schema.BaselineEntry).dump_json(entry, indent=2)
 
 
 def _measurement(entry: Any, environment: Environment) -> Measurement:
+    from . import schema
     return Measurement(environment=environment,
                        **{name: getattr(entry, name) for name in schema.ENTRY_FIELDS})
 
@@ -158,6 +160,7 @@ class EntryMap(MutableMapping[Identity, Measurement]):
         self._items: dict[Identity, bytes | Measurement] = {}
 
     def __getitem__(self, identity: Identity) -> Measurement:
+        from . import schema
         value = self._items[identity]
         if isinstance(value, bytes):
             entry = schema.adapter(schema.BaselineEntry).validate_json(value)
@@ -345,6 +348,7 @@ class Baseline:
 
     def chunks(self) -> Iterator[bytes]:
         """The file's bytes, a piece at a time (each entry validated on the way)."""
+        from . import schema
         yield (b'{\n  "schema": %d,\n  "tool": %s,\n  "environments": ['
                % (BASELINE_SCHEMA, _json(TOOL)))
         blocks = sorted(((b.environment.key(), b) for b in self.environments.values()
@@ -352,7 +356,7 @@ class Baseline:
         for n, (key, block) in enumerate(blocks):
             try:
                 schema.check_environment(block.environment)
-            except ValidationError as exc:
+            except schema.ValidationError as exc:
                 raise BaselineError(f"{self.path}: environment {key}: cannot be written: "
                                     f"{schema.describe(exc, skip=1)}") from None
             environment = schema.adapter(Environment).dump_json(block.environment, indent=2)
@@ -363,7 +367,7 @@ class Baseline:
             for i, identity in enumerate(sorted(block.entries)):
                 try:
                     text = block.entries.text(identity)
-                except ValidationError as exc:
+                except schema.ValidationError as exc:
                     raise BaselineError(
                         f"{self.path}: entry {display(identity)} (environment {key}): cannot "
                         f"be written: {schema.describe(exc, skip=1)}") from None
@@ -408,10 +412,11 @@ def _dedent(text: bytes, spaces: int) -> bytes:
 
 def _entry_text_or_error(m: Measurement, path: Path, keep_time_for: Container[Identity] | None,
                          validated: bool = False) -> bytes:
+    from . import schema
     try:
         return entry_text(m, keep_time=keep_time_for is not None and m.identity in keep_time_for,
                           validated=validated)
-    except ValidationError as exc:
+    except schema.ValidationError as exc:
         raise BaselineError(
             f"{path}: entry {display(m.identity)} (environment {_safe_key(m.environment)}): invalid "
             f"measurement, not written: {schema.describe(exc, skip=1)}") from None
@@ -593,6 +598,7 @@ class _Reader:
 
     def _header(self, cls: Any, data: dict[str, Any]) -> Any:
         """Validate everything but the entries (big; validated one by one after)."""
+        from . import schema
         environments = data.get("environments")
         slim = dict(data)
         if isinstance(environments, list):
@@ -608,10 +614,11 @@ class _Reader:
         text = json.dumps(self.document.resolve(slim), ensure_ascii=False)
         try:
             return schema.adapter(cls).validate_json(text)
-        except ValidationError as exc:
+        except schema.ValidationError as exc:
             raise self.error(schema.describe(exc)) from None
 
     def _read_v2(self, data: dict[str, Any], baseline: Baseline) -> None:
+        from . import schema
         header = self._header(schema.BaselineV2, data)
         for n, block_header in enumerate(header["environments"]):
             environment, key = block_header["environment"], block_header["key"]
@@ -640,6 +647,7 @@ class _Reader:
                                  if isinstance(value, Span) else _canonical(entry))
 
     def _read_v1(self, data: dict[str, Any], baseline: Baseline) -> None:
+        from . import schema
         header = self._header(schema.BaselineV1, data)
         for key, block_header in header["environments"].items():
             environment = block_header["environment"]
@@ -650,7 +658,7 @@ class _Reader:
                 text = self.document.element(value)
                 try:
                     m = schema.measurement_v1(text)
-                except ValidationError as exc:
+                except schema.ValidationError as exc:
                     raise self.error(f"entry {old_key} (environment {key}): "
                                      f"{schema.describe(exc, skip=1)}") from None
                 if m.environment.key() != key:
@@ -660,9 +668,10 @@ class _Reader:
                 entries.set_text(m.identity, entry_text(m))
 
     def _entry(self, cls: Any, text: bytes, key: str, where: str) -> Any:
+        from . import schema
         try:
             return schema.validate_element(cls, text, constants=self.document.laid_out)
-        except ValidationError as exc:
+        except schema.ValidationError as exc:
             raise self.error(f"entry {self._name(text, where)} (environment {key}): "
                              f"{schema.describe(exc)}") from None
         except NonFiniteNumber as exc:
@@ -670,6 +679,7 @@ class _Reader:
                              f"{exc}") from None
 
     def _name(self, text: bytes, where: str) -> str:
+        from . import schema
         identity = schema.identity_of(text)
         return display(identity) if identity else where
 

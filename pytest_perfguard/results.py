@@ -14,15 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError, with_config
-from typing_extensions import NotRequired, TypedDict
-
-from . import schema
 from ._files import Document, NonFiniteNumber, NotLaidOut, read_document
 from .baseline import display
 from .compare import STATUS_ORDER, Verdict
 from .record import Measurement
-from .settings import Rules
 
 #: Version of the results.json layout (documented in README "results.json").
 RESULTS_SCHEMA = 1
@@ -120,20 +115,6 @@ class RunResults:
 # ----------------------------------------------------------------------------------------
 
 
-@with_config(schema.EXTRAS_IGNORED)
-class ResultsHeader(TypedDict):
-    """results.json without its results (validated one by one, as ``schema.ResultItem``)."""
-
-    schema: int
-    results: list[Any]
-    tool: NotRequired[str]
-    tool_version: NotRequired[str]
-    created: NotRequired[str]
-    rules: NotRequired[Rules]
-    baseline_path: NotRequired[str]
-    errors: NotRequired[list[TestError]]
-
-
 #: Where a result's ``{`` stands in the file perfguard writes (how the lean reader finds it).
 _ITEM_INDENT = 4
 
@@ -175,6 +156,8 @@ class _Reader:
         return ResultsError(f"{self.source}: {message}")
 
     def _header(self) -> RunResults:
+        from . import schema  # (and pydantic) on first use: every pytest run imports this
+
         data = self.document.value
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
             raise self.error("not a perfguard results file (no 'results' list)")
@@ -185,9 +168,9 @@ class _Reader:
                              f"understands ({RESULTS_SCHEMA}); upgrade pytest-torch-perfguard")
         slim = {**data, "results": [None] * len(data["results"])}
         try:
-            header = schema.adapter(ResultsHeader).validate_json(
+            header = schema.adapter(schema.ResultsHeader).validate_json(
                 json.dumps(self.document.resolve(slim), ensure_ascii=False))
-        except ValidationError as exc:
+        except schema.ValidationError as exc:
             raise self.error(schema.describe(exc)) from None
         rules = header.get("rules")
         self.context = {"run_rules": rules.to_dict() if rules is not None else {}}
@@ -222,11 +205,13 @@ class _Reader:
         return results
 
     def _entry(self, value: Any, index: int) -> ResultEntry:
+        from . import schema
+
         text = self.document.element(value)
         try:
             item = schema.validate_element(schema.ResultItem, text, self.context,
                                            constants=self.document.laid_out)
-        except ValidationError as exc:
+        except schema.ValidationError as exc:
             raise self.error(f"result {index} ({_name(text)}): {schema.describe(exc)}") from None
         except NonFiniteNumber as exc:
             raise self.error(f"result {index} ({_name(text)}): {exc}") from None

@@ -25,7 +25,7 @@ import typing
 from collections.abc import Hashable, Mapping
 from typing import Annotated, Any
 
-from pydantic import (
+from pydantic import (  # ValidationError is re-exported for the modules that import this lazily
     BeforeValidator,
     ConfigDict,
     TypeAdapter,
@@ -38,6 +38,7 @@ from typing_extensions import NotRequired, TypedDict
 from ._files import NotLaidOut, loads
 from .compare import Verdict
 from .record import Environment, Measurement
+from .results import TestError
 from .settings import Rules
 
 #: What perfguard writes itself: unknown fields are errors, and instances are re-checked.
@@ -113,6 +114,20 @@ class ResultItem:
 
     measurement: Measurement
     verdict: Annotated[Verdict, BeforeValidator(_verdict_rules)]
+
+
+@with_config(EXTRAS_IGNORED)
+class ResultsHeader(TypedDict):
+    """results.json without its results (validated one by one, as :class:`ResultItem`)."""
+
+    schema: int
+    results: list[Any]
+    tool: NotRequired[str]
+    tool_version: NotRequired[str]
+    created: NotRequired[str]
+    rules: NotRequired[Rules]
+    baseline_path: NotRequired[str]
+    errors: NotRequired[list[TestError]]
 
 
 @with_config(EXACT)
