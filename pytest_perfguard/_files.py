@@ -217,16 +217,23 @@ class Document:
         if isinstance(value, Span):
             self.handle.seek(value.offset)
             return self.handle.read(value.length)
-        return json.dumps(value).encode()  # ASCII: a lone surrogate stays an escape
+        # (Spans nested in it are parsed; ASCII: a lone surrogate stays an escape.)
+        return json.dumps(self.resolve(value)).encode()
 
     def resolve_span(self, value: Any) -> Any:
-        """``value`` parsed if it is a span, else as it is."""
-        return loads(self.element(value)) if isinstance(value, Span) else value
+        """``value`` parsed if it is a span, else as it is. Raises :class:`NotLaidOut` when
+        the span is not JSON (or holds a NaN): the caller reads the document whole."""
+        if not isinstance(value, Span):
+            return value
+        try:
+            return loads(self.element(value))
+        except (json.JSONDecodeError, UnicodeDecodeError, NonFiniteNumber):
+            raise NotLaidOut from None
 
     def resolve(self, value: Any) -> Any:
         """``value`` with every span in it parsed (for the small parts of a document)."""
         if isinstance(value, Span):
-            return loads(self.element(value))
+            return self.resolve_span(value)
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -130,7 +130,11 @@ def open_results(path: str | Path) -> Iterator[_Reader]:
         raise ResultsError(f"{path}: cannot read results file: {exc.strerror or exc}") from exc
     with handle:
         try:
-            yield _Reader(_read(handle, str(path), whole=False), str(path))
+            try:
+                reader = _Reader(_read(handle, str(path), whole=False), str(path))
+            except NotLaidOut:  # a layout that fooled the lean reader: read it whole
+                reader = _Reader(_read(handle, str(path), whole=True), str(path))
+            yield reader
         except OSError as exc:
             raise ResultsError(f"{path}: cannot read results file: {exc.strerror or exc}") from exc
 

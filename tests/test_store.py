@@ -31,7 +31,7 @@ from pytest_perfguard.baseline import (
     update_baseline_file,
 )
 from pytest_perfguard.cli import main
-from pytest_perfguard.compare import Verdict
+from pytest_perfguard.compare import Change, Verdict
 from pytest_perfguard.record import (
     Environment,
     Kernel,
@@ -526,6 +526,26 @@ def test_the_same_file_minified_or_hand_formatted_reads_the_same(
     for size in (7, 64, 1000):
         monkeypatch.setattr(_files, "CHUNK_SIZE", size)
         assert {i: m.compiled.kernel_launches for i, m in entries_of(path).items()} == expected
+
+
+def test_results_in_any_layout_read_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    ms = [measurement(f"t.py::test_{i}", launches=i) for i in range(20)]
+    original = RunResults(entries=[ResultEntry(m, Verdict(m.key, "regressed", [
+        Change("compiled kernel_launches", 1, m.compiled.kernel_launches, "regressed",
+               ["kernel appeared: cpp_fused_add_mul_0"])])) for m in ms]).dumps()
+    path.write_text(original)
+    expected = RunResults.load(path).dumps()
+    data = json.loads(original)
+    layouts = {
+        "minified": json.dumps(data),
+        "indent 4": json.dumps(data, indent=4),
+        "indent 1": json.dumps(data, indent=1),
+        "fooled": original.replace("\n    }", "}\n    ", 1),
+    }
+    for name, text in layouts.items():
+        path.write_text(text)
+        assert RunResults.load(path).dumps() == expected, name
 
 
 def _results_with(change: Any) -> str:
