@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .baseline import DEFAULT_BASELINE, Baseline, BaselineError, atomic_write
+from .baseline import (
+    DEFAULT_BASELINE,
+    Baseline,
+    BaselineError,
+    atomic_write,
+    update_baseline_file,
+)
 from .compare import judge
 from .history.cli import add_history_parser
-from .results import ResultEntry, ResultsError, RunResults
+from .record import Measurement
+from .results import ResultEntry, ResultsError, RunResults, open_results
 from .settings import SettingError, add_cli_rule_arguments, cli_rule_overrides
 
 DEFAULT_RESULTS = Path(".perfguard") / "report" / "results.json"
@@ -81,18 +88,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_update(args: argparse.Namespace) -> int:
     files = args.results or [DEFAULT_RESULTS]
-    baseline = Baseline.load(args.baseline)
-    count = 0
-    for path in files:
-        results = RunResults.load(path)
-        chosen = [e for e in results.entries
-                  if not args.only_failed or e.verdict.status in ("regressed", "improved")]
-        # Timings stay in an entry only where its test gated on time (its own rules).
-        keep_time = {e.measurement.key for e in chosen
-                     if e.verdict.rules.time and e.measurement.compiled.time is not None}
-        baseline.update([e.measurement for e in chosen], keep_time_for=keep_time)
-        count += len(chosen)
-    baseline.save()
+    # Timings stay in an entry only where its test gated on time (its own rules). The set is
+    # filled as the results stream by, each identity before its measurement is handed over.
+    keep_time: set[tuple[str, str]] = set()
+
+    def chosen() -> Iterator[Measurement]:
+        for path in files:
+            with open_results(path) as reader:
+                for e in reader.entries():
+                    if args.only_failed and e.verdict.status not in ("regressed", "improved"):
+                        continue
+                    if e.verdict.rules.time and e.measurement.compiled.time is not None:
+                        keep_time.add(e.measurement.identity)
+                    yield e.measurement
+
+    summary = update_baseline_file(args.baseline, chosen(), keep_time_for=keep_time,
+                                   validated=True)
+    count = summary.written
     print(f"perfguard: baseline {args.baseline}: {count} entr{'y' if count == 1 else 'ies'} "
           f"updated from {len(files)} results file(s)")
     return 0
@@ -132,8 +144,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for key, block in sorted(baseline.environments.items()):
         print(f"environment {key}: {block.environment.label()}")
         rows = []
-        for entry_key, m in sorted(block.entries.items()):
-            rows.append([entry_key, "train" if m.train else "infer",
+        for _, m in sorted(block.entries.items()):
+            rows.append([m.key, "train" if m.train else "infer",
                          m.eager.kernel_launches, m.compiled.kernel_launches,
                          m.eager.bytes_moved, m.compiled.bytes_moved,
                          m.compiled.graph_breaks, m.compiled.recompiles])

@@ -37,8 +37,10 @@ class Change:
     """One metric that moved."""
 
     metric: str
-    baseline: float | None
-    current: float | None
+    #: ``int | float``: a count read back from results.json stays an int (the schema would
+    #: turn a JSON 4 into 4.0 for a plain ``float``).
+    baseline: int | float | None
+    current: int | float | None
     #: "regressed" or "improved" (beyond tolerance), or "changed" (within tolerance).
     direction: str
     #: Likely causes: new graph breaks with file:line, kernels that appeared or vanished.

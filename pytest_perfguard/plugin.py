@@ -23,7 +23,14 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .baseline import Baseline, BaselineError, atomic_write, set_aside_unreadable
+from .baseline import (
+    Baseline,
+    BaselineError,
+    PruneScope,
+    atomic_write,
+    set_aside_unreadable,
+    update_baseline_file,
+)
 from .compare import judge
 from .history import HistoryError, check_history, record_session
 from .record import Measurement
@@ -362,41 +369,27 @@ class PerfguardPlugin:
 
     def _update_baseline(self, results: RunResults) -> None:
         state = self.session
-        baseline = state.baseline or Baseline(path=state.baseline_path)
-        measurements = [e.measurement for e in results.entries]
-        keep_time = {e.measurement.key for e in results.entries if e.verdict.rules.time}
-        baseline.update(measurements, keep_time_for=keep_time)
-        pruned: list[str] = []
-        if state.settings.prune:
-            pruned = self._prune(baseline)
-        baseline.save()
+        keep_time = {e.measurement.identity for e in results.entries if e.verdict.rules.time}
+        summary = update_baseline_file(
+            state.baseline_path, [e.measurement for e in results.entries],
+            keep_time_for=keep_time, prune=self._prune_scope() if state.settings.prune else None)
+        written, pruned = summary.written, summary.pruned
         state.messages.append(
-            f"baseline updated: {len(measurements)} entr{'y' if len(measurements) == 1 else 'ies'}"
-            f" written to {baseline.path}" + (f"; pruned {len(pruned)}: {', '.join(pruned)}"
-                                               if pruned else "")
+            f"baseline updated: {written} entr{'y' if written == 1 else 'ies'}"
+            f" written to {state.baseline_path}" + (f"; pruned {len(pruned)}: {', '.join(pruned)}"
+                                                    if pruned else "")
         )
 
-    def _prune(self, baseline: Baseline) -> list[str]:
-        """Drop entries of tests this run could have seen (inside its paths) but did not."""
+    def _prune_scope(self) -> PruneScope | None:
+        """What this run could have seen (inside its paths), for prune; None: prune nothing."""
         option = self.config.option
         if getattr(option, "dist", "no") != "no" and (option.keyword or option.markexpr):
             self.session.messages.append(
                 "not pruning: with xdist and -k/-m the deselected tests are not visible")
-            return []
+            return None
         scopes = run_scopes(self.config.args, Path(self.config.invocation_params.dir),
                             self.session.rootpath)
-        pruned: list[str] = []
-        for env_key in list(baseline.environments):
-            block = baseline.environments[env_key]
-            gone = [key for key, m in block.entries.items()
-                    if m.test_id not in self.session.collected_ids
-                    and in_scope(m.test_id, scopes)]
-            for key in gone:
-                del block.entries[key]
-            if not block.entries:
-                del baseline.environments[env_key]
-            pruned += gone
-        return sorted(pruned)
+        return PruneScope(scopes, self.session.collected_ids)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from .reporting import render_terminal
@@ -449,15 +442,7 @@ def run_scopes(args: list[str], invocation_dir: Path, rootpath: Path) -> list[st
 
 def in_scope(test_id: str, scopes: list[str]) -> bool:
     """Whether a run with these scopes would have collected ``test_id``."""
-    for scope in scopes:
-        if scope == "" or test_id == scope:
-            return True
-        if "::" in scope:
-            if test_id.startswith(scope + "::") or test_id.startswith(scope + "["):
-                return True
-        elif test_id.startswith(scope.rstrip("/") + "/") or test_id.startswith(scope + "::"):
-            return True
-    return False
+    return PruneScope(scopes, ()).covers(test_id)
 
 
 def _short_error(report: pytest.TestReport) -> str:

@@ -4,6 +4,10 @@ Collectors fill these; the baseline store, the comparison and the reporters only
 Every metric that a torch version or a device cannot provide is ``None`` with its reason in
 ``unavailable`` (never a silent 0). ``to_dict``/``from_dict`` give the JSON form used by
 ``results.json`` and the baseline file.
+
+The annotations are the declared schema of those files: ``schema.py`` validates what is read
+and written against these dataclasses (types, finite numbers, and the bounds of
+:data:`Count` and :data:`Seconds`), so a field added here is validated with no more code.
 """
 
 from __future__ import annotations
@@ -12,12 +16,19 @@ import hashlib
 import json
 import statistics
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, MinLen
 
 #: Version of the JSON form of a :class:`Measurement` (results.json and baseline entries).
 RECORD_SCHEMA = 1
 
 Mode = Literal["eager", "compiled"]
+
+#: A count or a size in bytes: never negative.
+Count = Annotated[int, Ge(0)]
+#: A duration in seconds: never negative.
+Seconds = Annotated[float, Ge(0)]
 
 
 @dataclass
@@ -28,9 +39,9 @@ class Kernel:
     #: "generated" (inductor C++/Triton), "aten" (an aten op with a real kernel, eager or
     #: extern), "cuda" (a device kernel), "memcpy" or "memset".
     kind: str
-    count: int = 1
+    count: Count = 1
     #: Total device time of this kernel's launches in one call (CUDA only), in seconds.
-    device_seconds: float | None = None
+    device_seconds: Seconds | None = None
 
 
 @dataclass
@@ -51,7 +62,7 @@ class GraphBreak:
 class Timing:
     """Per-call wall time after warm-up (eager and compiled samples are interleaved)."""
 
-    samples: list[float]
+    samples: Annotated[list[Seconds], MinLen(1)]
     #: How the samples were taken: "perf_counter", "cuda-synchronize", "cuda-events".
     clock: str = "perf_counter"
 
@@ -77,11 +88,11 @@ class Timing:
 class NvmlSummary:
     """What NVML said while the timed runs ran (GPU only)."""
 
-    samples: int
-    window_seconds: float
+    samples: Count
+    window_seconds: Seconds
     gpu_util_percent: float | None = None
     memory_util_percent: float | None = None
-    memory_used_bytes: int | None = None
+    memory_used_bytes: Count | None = None
     sm_clock_mhz: float | None = None
     memory_clock_mhz: float | None = None
     power_watts: float | None = None
@@ -98,7 +109,7 @@ class Allocation:
     #: (``cpp_fused_add_mul_0``) or the compiled graph whose wrapper allocated it
     #: (``## Call CompiledFxGraph ... ##``); ``(outside any op)`` for Python-level wrapping.
     op: str
-    bytes: int
+    bytes: Count
     #: ``"[32, 128] float32"`` when perfguard saw the tensor (an output, or an op input
     #: with recorded shapes) and its size matches the allocation; else ``""``.
     shape: str = ""
@@ -108,7 +119,7 @@ class Allocation:
 class Utilisation:
     """Achieved throughput against the device's peaks (GPU only)."""
 
-    device_seconds: float
+    device_seconds: Seconds
     achieved_bytes_per_second: float | None
     achieved_flops_per_second: float | None
     peak_bytes_per_second: float | None
@@ -134,24 +145,24 @@ class ModeRecord:
     """Everything measured for one mode (eager or compiled) of one model call."""
 
     mode: str
-    kernel_launches: int | None = None
+    kernel_launches: Count | None = None
     kernels: list[Kernel] = field(default_factory=list)
-    bytes_moved: int | None = None
-    flops: int | None = None
+    bytes_moved: Count | None = None
+    flops: Count | None = None
     time: Timing | None = None
     # Compiled only.
-    graphs: int | None = None
-    graph_breaks: int | None = None
+    graphs: Count | None = None
+    graph_breaks: Count | None = None
     graph_break_details: list[GraphBreak] = field(default_factory=list)
-    recompiles: int | None = None
-    compile_seconds: float | None = None
+    recompiles: Count | None = None
+    compile_seconds: Seconds | None = None
     # GPU only.
-    device_seconds: float | None = None
+    device_seconds: Seconds | None = None
     utilisation: Utilisation | None = None
     nvml: NvmlSummary | None = None
     #: The most bytes the call allocated that were alive at the same moment (outputs and,
     #: with ``train=True``, gradients included; inputs and parameters not).
-    peak_memory: int | None = None
+    peak_memory: Count | None = None
     #: What was alive at that peak: the largest allocations first, at most 5.
     peak_allocations: list[Allocation] = field(default_factory=list)
     #: metric name -> why it is not available here.
@@ -231,8 +242,15 @@ class Measurement:
     traces: dict[str, str] = field(default_factory=dict)
 
     @property
+    def identity(self) -> tuple[str, str]:
+        """What a baseline entry is keyed by: the test node id and the name, kept apart (a
+        node id may itself contain ``::``, so no joined string can be unambiguous)."""
+        return (self.test_id, self.name)
+
+    @property
     def key(self) -> str:
-        """The identity of this measurement inside a baseline: test node id plus name."""
+        """The measurement as people read it: the node id, plus ``::name`` unless "default".
+        For display only: ``test_c[x]`` named ``y[z]`` and ``test_c[x]::y[z]`` read the same."""
         return self.test_id if self.name == "default" else f"{self.test_id}::{self.name}"
 
     @property

@@ -6,14 +6,18 @@ Reports are rendered from this document alone, so a report can be rebuilt later,
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from ._files import Document, NonFiniteNumber, NotLaidOut, read_document
+from .baseline import display
 from .compare import STATUS_ORDER, Verdict
 from .record import Measurement
-from .settings import Rules
 
 #: Version of the results.json layout (documented in README "results.json").
 RESULTS_SCHEMA = 1
@@ -94,52 +98,137 @@ class RunResults:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<results>") -> RunResults:
-        if not isinstance(data, dict) or "results" not in data:
-            raise ResultsError(f"{source}: not a perfguard results file (no 'results' list)")
-        schema = data.get("schema")
-        if not isinstance(schema, int):
-            raise ResultsError(f"{source}: missing or invalid 'schema'")
-        if schema > RESULTS_SCHEMA:
-            raise ResultsError(
-                f"{source}: results schema {schema} is newer than this perfguard "
-                f"understands ({RESULTS_SCHEMA}); upgrade pytest-torch-perfguard"
-            )
-        try:
-            # Files written before verdicts carried their rules: the run's rules apply.
-            run_rules = Rules.from_dict(data.get("rules") or {}, f"{source}: rules")
-            entries = [
-                ResultEntry(Measurement.from_dict(r["measurement"]),
-                            Verdict.from_dict(r["verdict"], default_rules=run_rules,
-                                              source=source))
-                for r in data["results"]
-            ]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ResultsError(f"{source}: malformed result entry: {exc!r}") from exc
-        raw_errors = data.get("errors", [])
-        if not isinstance(raw_errors, list):
-            raise ResultsError(f"{source}: 'errors' must be a list")
-        try:
-            errors = [TestError.from_dict(item) for item in raw_errors]
-        except (KeyError, TypeError) as exc:
-            raise ResultsError(f"{source}: malformed error entry: {exc!r}") from exc
-        return cls(
-            entries=entries,
-            errors=errors,
-            created=str(data.get("created", "")),
-            tool_version=str(data.get("tool_version", "")),
-            rules=dict(data.get("rules", {})),
-            baseline_path=str(data.get("baseline_path", "")),
-        )
+        """Validate a results document that is already parsed (sent by an xdist worker, or
+        built in memory). Raises :class:`ResultsError` naming the result and the field."""
+        document = Document(io.BytesIO(b""), data, laid_out=False)
+        return _Reader(document, source).collect()
 
     @classmethod
     def load(cls, path: str | Path) -> RunResults:
-        path = Path(path)
+        """Read and validate a results.json file. Raises :class:`ResultsError`."""
+        with open_results(path) as reader:
+            return reader.collect()
+
+
+# ----------------------------------------------------------------------------------------
+# Reading and validating (schema.py declares what a valid file holds)
+# ----------------------------------------------------------------------------------------
+
+
+#: Where a result's ``{`` stands in the file perfguard writes (how the lean reader finds it).
+_ITEM_INDENT = 4
+
+
+@contextlib.contextmanager
+def open_results(path: str | Path) -> Iterator[_Reader]:
+    """Open a results file for reading one result at a time (``reader.header`` holds the
+    rest of the document, validated; ``reader.entries()`` yields validated entries)."""
+    path = Path(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read results file: {exc.strerror or exc}") from exc
+    with handle:
         try:
-            text = path.read_text(encoding="utf-8")
+            try:
+                reader = _Reader(_read(handle, str(path), whole=False), str(path))
+            except NotLaidOut:  # a layout that fooled the lean reader: read it whole
+                reader = _Reader(_read(handle, str(path), whole=True), str(path))
+            yield reader
         except OSError as exc:
             raise ResultsError(f"{path}: cannot read results file: {exc.strerror or exc}") from exc
+
+
+def _read(handle: IO[bytes], source: str, *, whole: bool) -> Document:
+    try:
+        return read_document(handle, _ITEM_INDENT, whole=whole)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{source}: not valid JSON (not UTF-8 text: {exc.reason} at byte "
+                           f"{exc.start})") from None
+
+
+class _Reader:
+    """A results document: its header validated now, its results one at a time."""
+
+    def __init__(self, document: Document, source: str) -> None:
+        self.document, self.source = document, source
+        self.header = self._header()
+
+    def error(self, message: str) -> ResultsError:
+        return ResultsError(f"{self.source}: {message}")
+
+    def _header(self) -> RunResults:
+        from . import schema  # (and pydantic) on first use: every pytest run imports this
+
+        data = self.document.value
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise self.error("not a perfguard results file (no 'results' list)")
+        version = data.get("schema")
+        if isinstance(version, int) and not isinstance(version, bool) and (
+                version > RESULTS_SCHEMA):
+            raise self.error(f"results schema {version} is newer than this perfguard "
+                             f"understands ({RESULTS_SCHEMA}); upgrade pytest-torch-perfguard")
+        slim = {**data, "results": [None] * len(data["results"])}
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-        return cls.from_dict(data, source=str(path))
+            header = schema.adapter(schema.ResultsHeader).validate_json(
+                json.dumps(self.document.resolve(slim), ensure_ascii=False))
+        except schema.ValidationError as exc:
+            raise self.error(schema.describe(exc)) from None
+        rules = header.get("rules")
+        self.context = {"run_rules": rules.to_dict() if rules is not None else {}}
+        return RunResults(
+            created=header.get("created", ""),
+            tool_version=header.get("tool_version", ""),
+            rules=rules.to_dict() if rules is not None else {},
+            baseline_path=header.get("baseline_path", ""),
+            errors=header.get("errors", []),
+        )
+
+    def entries(self) -> Iterator[ResultEntry]:
+        """The validated results, in file order, read one at a time."""
+        done = 0
+        try:
+            for value in self.document.value["results"]:
+                yield self._entry(value, done)
+                done += 1
+        except NotLaidOut:
+            # The layout fooled the lean reader (a hand-formatted file): read the file whole
+            # (which reports real JSON errors) and go on after the results already given.
+            self.document = _read(self.document.handle, self.source, whole=True)
+            self.header = self._header()
+            for index, value in enumerate(self.document.value["results"][done:], done):
+                yield self._entry(value, index)
+        if self.document.nonfinite:
+            raise self.error(f"not valid JSON: {self.document.nonfinite}")
+
+    def collect(self) -> RunResults:
+        results = self.header
+        results.entries = list(self.entries())
+        return results
+
+    def _entry(self, value: Any, index: int) -> ResultEntry:
+        from . import schema
+
+        text = self.document.element(value)
+        try:
+            item = schema.validate_element(schema.ResultItem, text, self.context,
+                                           constants=self.document.laid_out)
+        except schema.ValidationError as exc:
+            raise self.error(f"result {index} ({_name(text)}): {schema.describe(exc)}") from None
+        except NonFiniteNumber as exc:
+            raise self.error(f"result {index} ({_name(text)}): {exc}") from None
+        return ResultEntry(item.measurement, item.verdict)
+
+
+def _name(text: bytes) -> str:
+    """A result's test as people read it, for messages (best effort: it may be invalid)."""
+    try:
+        measurement = json.loads(text)["measurement"]
+        test_id, name = measurement["test_id"], measurement.get("name", "default")
+    except Exception:  # the message is about whatever is wrong; this only names the result
+        return "unnamed"
+    if not isinstance(test_id, str):
+        return "unnamed"
+    return display((test_id, name if isinstance(name, str) else "default"))

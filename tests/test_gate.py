@@ -95,13 +95,14 @@ def test_record_break_and_accept(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*baseline updated: 3 entries written to*baseline.json*"])
     stored = json.loads(baseline_file.read_text())
-    assert stored["schema"] == 1
-    (block,) = stored["environments"].values()
-    assert sorted(block["entries"]) == ["test_models.py::test_custom",
-                                        "test_models.py::test_dtype",
-                                        "test_models.py::test_graph"]
+    assert stored["schema"] == 2
+    (block,) = stored["environments"]
+    entries = {(e["test_id"], e["name"]): e for e in block["entries"]}
+    assert sorted(entries) == [("test_models.py::test_custom", "default"),
+                               ("test_models.py::test_dtype", "default"),
+                               ("test_models.py::test_graph", "default")]
     # x*2+1, relu, -0.5 fuse into one kernel: read 4096 floats, write 4096 floats.
-    graph_entry = block["entries"]["test_models.py::test_graph"]["compiled"]
+    graph_entry = entries[("test_models.py::test_graph", "default")]["compiled"]
     assert (graph_entry["kernel_launches"], graph_entry["bytes_moved"]) == (1, 32_768)
     original = baseline_file.read_text()
 
@@ -273,7 +274,8 @@ def test_xdist_and_serial_agree_and_ids_round_trip(pytester: pytest.Pytester) ->
     result = pytester.runpytest("-n", "2", "--perfguard", "--perfguard-update")
     result.assert_outcomes(passed=4)
     assert path.read_text() == serial
-    entries = next(iter(json.loads(serial)["environments"].values()))["entries"]
+    (block,) = json.loads(serial)["environments"]
+    entries = [e["test_id"] for e in block["entries"]]
     assert "test_ids.py::test_scaled[a|b<script>x</script>]" in entries
     # pytest itself escapes non-ASCII in node ids; the key is the id exactly as pytest has it.
     assert 'test_ids.py::test_scaled[\\xfcn\\xef code::"q" [1]]' in entries
@@ -286,7 +288,8 @@ def test_xdist_and_serial_agree_and_ids_round_trip(pytester: pytest.Pytester) ->
     (pytester.path / "test_ids.py").write_text(IDS_TESTS.split("\ndef test_removed_later")[0])
     result = pytester.runpytest("--perfguard", "--perfguard-update", "--perfguard-prune")
     result.stdout.fnmatch_lines(["*pruned 1: test_ids.py::test_removed_later*"])
-    entries = next(iter(json.loads(path.read_text())["environments"].values()))["entries"]
+    (block,) = json.loads(path.read_text())["environments"]
+    entries = [e["test_id"] for e in block["entries"]]
     assert len(entries) == 3 and "test_ids.py::test_removed_later" not in entries
 
 

@@ -14,7 +14,8 @@ MEASURE = "import torch\n\ndef test_{name}(perfguard):\n    perfguard(torch.sin,
 def _baseline_test_ids(root: Path) -> set[str]:
     data = json.loads((root / ".perfguard" / "baseline.json").read_text())
     ids: set[str] = set()
-    for block in data["environments"].values():
+    blocks = data["environments"]  # schema 2: a list of blocks; schema 1: keyed by fingerprint
+    for block in blocks.values() if isinstance(blocks, dict) else blocks:
         entries = block["entries"]
         values = entries.values() if isinstance(entries, dict) else entries
         ids.update(entry["test_id"] for entry in values)

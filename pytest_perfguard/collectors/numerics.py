@@ -122,11 +122,17 @@ def check(
     if worst is None:
         return Numerics(checked=True, ok=True, max_abs_error=0.0, atol=used_atol, rtol=used_rtol)
     excess_value, abs_error, where, eager_value, compiled_value, _ = worst
-    rel_error = abs_error / abs(eager_value) if eager_value else math.inf if abs_error else 0.0
+    # JSON holds finite numbers only (results.json and the baseline are validated): an error
+    # with no finite size (against an eager 0, or a NaN where eager had a number) is None,
+    # and the message says where it is.
+    finite = math.isfinite(abs_error)
+    rel_error = (abs_error / abs(eager_value) if eager_value else None if abs_error else 0.0
+                 ) if finite else None
     ok = excess_value <= 0
     message = "" if ok else (
         f"largest error at {where}: eager {eager_value:.6g}, compiled {compiled_value:.6g}, "
         f"abs error {abs_error:.3g} (rtol {used_rtol:g}, atol {used_atol:g})"
     )
-    return Numerics(checked=True, ok=ok, max_abs_error=abs_error, max_rel_error=rel_error,
+    return Numerics(checked=True, ok=ok, max_abs_error=abs_error if finite else None,
+                    max_rel_error=rel_error,
                     where=where, atol=used_atol, rtol=used_rtol, message=message)
