@@ -34,7 +34,7 @@ from .baseline import (
 from .compare import judge
 from .history import HistoryError, check_history, record_session
 from .record import Measurement
-from .results import ResultEntry, RunResults, TestError
+from .results import RESULTS_SCHEMA, ResultEntry, ResultsError, RunResults, TestError
 from .settings import (
     ProfileOptions,
     Rules,
@@ -254,9 +254,18 @@ class PerfguardPlugin:
                     {"test_id": item.nodeid, "when": call.when, "message": _short_error(report)}))
             return
         entries = [ResultEntry(m, judge(self.session.baseline, m, rules)) for m, rules in measured]
-        setattr(report, _ENTRIES_ATTR, json.dumps(
-            [{"measurement": e.measurement.to_dict(), "verdict": e.verdict.to_dict()}
-             for e in entries]))
+        payload = [{"measurement": e.measurement.to_dict(), "verdict": e.verdict.to_dict()}
+                   for e in entries]
+        try:  # the schema every reader applies: an invalid value fails this test, here
+            self._results_of(payload, f"the measurement of {item.nodeid}")
+        except ResultsError as exc:
+            report.outcome = "failed"
+            report.longrepr = f"perfguard: cannot record this test's measurement: {exc}"
+            setattr(report, _ERROR_ATTR, json.dumps(
+                {"test_id": item.nodeid, "when": call.when,
+                 "message": f"invalid measurement: {exc}"}))
+            return
+        setattr(report, _ENTRIES_ATTR, json.dumps(payload))
         report.sections.append(("perfguard", "\n".join(_entry_summary(e) for e in entries)))
         if self.session.settings.update:
             return
@@ -266,6 +275,10 @@ class PerfguardPlugin:
             report.longrepr = "\n\n".join(failure_message(e) for e in failing)
             if any(e.verdict.status == "regressed" for e in failing):
                 report.perfguard = "regressed"  # type: ignore[attr-defined]
+
+    def _results_of(self, payload: list[dict[str, Any]], source: str) -> RunResults:
+        return RunResults.from_dict({"schema": RESULTS_SCHEMA, "rules": self.session.rules.to_dict(),
+                                     "results": payload}, source=source)
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
         if report.when == "call" and getattr(report, "perfguard", None) == "regressed":
@@ -278,10 +291,12 @@ class PerfguardPlugin:
             return
         payload = getattr(report, _ENTRIES_ATTR, None)
         if payload:
-            results = RunResults.from_dict(
-                {"schema": 1, "rules": self.session.rules.to_dict(),
-                 "results": json.loads(payload)}, source=f"report of {report.nodeid}")
-            self.session.entries.extend(results.entries)
+            try:
+                results = self._results_of(json.loads(payload), f"report of {report.nodeid}")
+            except (ResultsError, ValueError) as exc:  # validated on the worker already
+                self.session.errors.append(TestError(report.nodeid, report.when, str(exc)))
+            else:
+                self.session.entries.extend(results.entries)
         error = getattr(report, _ERROR_ATTR, None)
         if error:
             self.session.errors.append(TestError.from_dict(json.loads(error)))
