@@ -1,1 +1,5 @@
 """pytest-perfguard."""
+
+from .inputs import Inputs
+
+__all__ = ["Inputs"]

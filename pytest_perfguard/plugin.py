@@ -30,7 +30,8 @@ from .results import ResultEntry, RunResults
 __version__ = "0.1.0"
 
 PROFILE_OPTION_KEYS = {"backend", "mode", "dynamic", "fullgraph", "train", "name", "repeats",
-                       "warmup", "rtol", "atol", "check_numerics"}
+                       "warmup", "rtol", "atol", "check_numerics", "loss", "numerics_exclude",
+                       "compile_options", "inputs"}
 
 
 @dataclass
@@ -91,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "perfguard(**options): per-test perfguard options: rules (bytes_tolerance, "
         "utilisation_tolerance, time, time_min_effect, time_alpha, strict) and profile "
         "options (backend, mode, dynamic, fullgraph, train, repeats, warmup, rtol, atol, "
-        "check_numerics)",
+        "check_numerics, loss, numerics_exclude, compile_options, inputs)",
     )
     try:
         settings = {o.ini: resolve(o, config.getoption(dest(o)), config.getini(o.ini))

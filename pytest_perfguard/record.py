@@ -48,6 +48,29 @@ class GraphBreak:
 
 
 @dataclass
+class KernelBytes:
+    """One kernel of a compiled graph and the bytes inductor's scheduler counts for it
+    (``GraphLowering.count_bytes``): where a compiled graph's bytes go."""
+
+    #: The extern kernel it calls (``extern_kernels.convolution``), else "generated".
+    kernel: str
+    bytes: int
+    #: The aten ops it was lowered from.
+    ops: list[str] = field(default_factory=list)
+    #: Buffers it reads and writes (inductor's names: ``arg0_1`` is a graph input).
+    reads: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    #: The compile id of its graph (``0/0``); forward and backward share one.
+    graph: str = ""
+
+    def describe(self) -> str:
+        origin = f" from {', '.join(self.ops)}" if self.ops else ""
+        reads = f"; reads {', '.join(self.reads)}" if self.reads else ""
+        writes = f"; writes {', '.join(self.writes)}" if self.writes else ""
+        return f"{self.kernel}{origin}: {self.bytes:,} bytes{reads}{writes}"
+
+
+@dataclass
 class Timing:
     """Per-call wall time after warm-up (eager and compiled samples are interleaved)."""
 
@@ -131,6 +154,8 @@ class ModeRecord:
     graph_break_details: list[GraphBreak] = field(default_factory=list)
     recompiles: int | None = None
     compile_seconds: float | None = None
+    #: The compiled kernels that move the most bytes, largest first (inductor's count).
+    bytes_breakdown: list[KernelBytes] = field(default_factory=list)
     # GPU only.
     device_seconds: float | None = None
     utilisation: Utilisation | None = None
@@ -167,6 +192,30 @@ class Numerics:
     atol: float | None = None
     rtol: float | None = None
     message: str = ""
+    #: Parts of the output that were not compared: "path: why" (excluded by
+    #: ``numerics_exclude``, not walkable, nested too deep, ...).
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ShapeRecord:
+    """One input set of a measurement over several (``perfguard(model, inputs=[...])``).
+
+    The measurement's own eager/compiled records hold the sums over all sets (one "call"
+    is then the model called once on each set, in order); this is each set's share.
+    """
+
+    #: The input set's tensors: ``input[0]: (2, 12) int64``.
+    inputs: str
+    eager_kernel_launches: int | None = None
+    compiled_kernel_launches: int | None = None
+    eager_bytes_moved: int | None = None
+    compiled_bytes_moved: int | None = None
+    flops: int | None = None
+    #: Graphs compiled by this set's first compiled call (0: the set reused a graph).
+    compiles: int = 0
+    #: metric name -> why it is not available for this set.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -177,24 +226,50 @@ class Environment:
     torch: str
     triton: str
     device: str  # "cpu", "cuda"
-    device_name: str  # "cpu (AVX2)", "NVIDIA H100 80GB HBM3"
+    device_name: str  # "cpu", "NVIDIA H100 80GB HBM3"
     backend: str
     mode: str
     dynamic: str
     fullgraph: bool
     #: Inductor settings that change code generation, as text.
     inductor: dict[str, str] = field(default_factory=dict)
+    #: ``torch.compile(options=...)`` of the measurement, as text.
+    compile_options: dict[str, str] = field(default_factory=dict)
+    #: The CPU ISA level aten and inductor's C++ code target ("AVX2"). Shown, but not part
+    #: of :meth:`key`: the example suite's launches and bytes were identical at
+    #: ``ATEN_CPU_CAPABILITY`` default, avx2 and avx512, so a baseline travels between
+    #: runners of different ISA.
+    cpu_isa: str = ""
+
+    #: Fields recorded and shown but not part of the key.
+    NOT_KEYED = ("cpu_isa",)
 
     def key(self) -> str:
-        """A short stable hash of everything above."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        """A short stable hash of everything above but :attr:`NOT_KEYED` (and of
+        ``compile_options`` only when there are any, so keys of environments without
+        them are what they were before the field existed)."""
+        data = {k: v for k, v in asdict(self).items() if k not in self.NOT_KEYED}
+        if not data["compile_options"]:
+            del data["compile_options"]
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def label(self) -> str:
-        return (
-            f"{self.device_name} · torch {self.torch} · py{self.python} · "
-            f"{self.backend}/{self.mode}"
-        )
+        """What a reader needs to tell environments apart: device (with the CPU ISA),
+        versions, backend/mode, ``dynamic``, ``fullgraph`` and compile options where set,
+        and the key's first characters (two environments that differ only in an inductor
+        setting read alike otherwise)."""
+        device = f"{self.device_name} ({self.cpu_isa})" if self.cpu_isa else self.device_name
+        parts = [device, f"torch {self.torch}", f"py{self.python}", f"{self.backend}/{self.mode}"]
+        if self.dynamic not in ("None", "auto", ""):
+            parts.append(f"dynamic={self.dynamic}")
+        if self.fullgraph:
+            parts.append("fullgraph")
+        if self.compile_options:
+            parts.append("options " + ", ".join(f"{k}={v}" for k, v in
+                                                 sorted(self.compile_options.items())))
+        parts.append(f"env {self.key()[:6]}")
+        return " · ".join(parts)
 
 
 @dataclass
@@ -208,6 +283,27 @@ class Measurement:
     eager: ModeRecord
     compiled: ModeRecord
     numerics: Numerics
+    #: Per input set, when the measurement ran several (``inputs=[...]``); else empty.
+    shapes: list[ShapeRecord] = field(default_factory=list)
+
+    @property
+    def profiled(self) -> bool:
+        """Launches, bytes and FLOPs were measured (``pytest --perfguard``); without the
+        flag only numerics, graphs and graph breaks are."""
+        return self.eager.kernel_launches is not None
+
+    def traffic_note(self, largest: int = 3) -> str | None:
+        """Where compiled code moves more bytes than eager: the largest compiled kernels
+        by bytes, from inductor's count. None when compiled moves no more than eager."""
+        eager_bytes, compiled_bytes = self.eager.bytes_moved, self.compiled.bytes_moved
+        if eager_bytes is None or compiled_bytes is None or compiled_bytes <= eager_bytes:
+            return None
+        ratio = f"{compiled_bytes / eager_bytes:.2f}x" if eager_bytes else "more than"
+        note = f"compiled code moves {ratio} eager's bytes ({compiled_bytes:,} vs {eager_bytes:,})"
+        if self.compiled.bytes_breakdown:
+            note += "; largest compiled kernels: " + "; ".join(
+                k.describe() for k in self.compiled.bytes_breakdown[:largest])
+        return note
 
     @property
     def key(self) -> str:
@@ -233,6 +329,15 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        # Fields added after schema 1 are written only when they hold something, so records
+        # without them read exactly as before.
+        for path in _OPTIONAL_FIELDS:
+            *parents, last = path
+            holder = data
+            for name in parents:
+                holder = holder[name]
+            if holder.get(last) in ([], {}, ""):
+                del holder[last]
         data["schema"] = RECORD_SCHEMA
         data["key"] = self.key
         data["environment_key"] = self.environment.key()
@@ -267,7 +372,19 @@ class Measurement:
             eager=_mode_from_dict(data["eager"]),
             compiled=_mode_from_dict(data["compiled"]),
             numerics=_build(Numerics, data["numerics"]),
+            shapes=[_build(ShapeRecord, s) for s in data.get("shapes", [])],
         )
+
+
+#: Fields of the JSON form written only when not empty (see :meth:`Measurement.to_dict`).
+_OPTIONAL_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("shapes",),
+    ("numerics", "skipped"),
+    ("eager", "bytes_breakdown"),
+    ("compiled", "bytes_breakdown"),
+    ("environment", "compile_options"),
+    ("environment", "cpu_isa"),
+)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -286,6 +403,7 @@ def _mode_from_dict(data: dict[str, Any]) -> ModeRecord:
     record = _build(ModeRecord, data)
     record.kernels = [_build(Kernel, k) for k in data.get("kernels", [])]
     record.graph_break_details = [_build(GraphBreak, g) for g in data.get("graph_break_details", [])]
+    record.bytes_breakdown = [_build(KernelBytes, k) for k in data.get("bytes_breakdown", [])]
     if data.get("time") is not None:
         record.time = _build(Timing, data["time"])
     if data.get("utilisation") is not None:
