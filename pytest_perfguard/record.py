@@ -256,9 +256,9 @@ class Environment:
 
     def label(self) -> str:
         """What a reader needs to tell environments apart: device (with the CPU ISA),
-        versions, backend/mode, ``dynamic``, ``fullgraph`` and compile options where set,
-        and the key's first characters (two environments that differ only in an inductor
-        setting read alike otherwise)."""
+        versions, backend/mode, and ``dynamic``, ``fullgraph`` and compile options where
+        set. Inductor settings changed globally (``torch._inductor.config``) are in the
+        key, not the label: reports show the key next to the label."""
         device = f"{self.device_name} ({self.cpu_isa})" if self.cpu_isa else self.device_name
         parts = [device, f"torch {self.torch}", f"py{self.python}", f"{self.backend}/{self.mode}"]
         if self.dynamic not in ("None", "auto", ""):
@@ -268,7 +268,6 @@ class Environment:
         if self.compile_options:
             parts.append("options " + ", ".join(f"{k}={v}" for k, v in
                                                  sorted(self.compile_options.items())))
-        parts.append(f"env {self.key()[:6]}")
         return " · ".join(parts)
 
 

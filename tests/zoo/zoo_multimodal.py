@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from conftest import VOCAB, randn, seeded, token_ids
 from transformers import (
     CLIPConfig,
