@@ -22,7 +22,7 @@ from .collectors.bytes_eager import ByteCounter
 from .collectors.environment import fingerprint
 from .collectors.kernels import KernelCount, count_cpu_kernels, count_device_kernels
 from .collectors.numerics import Flattened, NumericsMismatch, check, flatten, iter_tensors
-from .collectors.state import InputSet, StartState, describe_inputs
+from .collectors.state import InputSet, StartState, describe_inputs, input_tensors
 from .inputs import Inputs
 from .record import (
     GraphBreak,
@@ -181,8 +181,11 @@ class _Call:
             with torch.no_grad():
                 out = self._model(args, kwargs)
             return out if keep else None
+        leaves = self.state.grad_leaves[index]
         for _, p in self.named_params:
             p.grad = None
+        for _, leaf in leaves:
+            leaf.grad = None
         out = self._model(args, kwargs)
         targets = self._backward_targets(out)
         grad_outputs = self.grad_outputs.get(index)
@@ -199,11 +202,8 @@ class _Call:
                              f"{type(exc).__name__}: {exc}") from exc
         if not keep:
             return None
-        grads = {f"grad[{name}]": p.grad for name, p in self.named_params if p.grad is not None}
-        for path, leaf in iter_tensors({"args": list(args), "kwargs": kwargs}, "input"):
-            if isinstance(leaf, torch.Tensor) and leaf.is_leaf and leaf.grad is not None:
-                path = path.replace("input['args']", "input").replace("input['kwargs']", "input")
-                grads[f"grad[{path}]"] = leaf.grad
+        grads = {f"grad[{name}]": p.grad for name, p in self.named_params + leaves
+                 if p.grad is not None}
         return _TrainResult(out, grads)
 
     def _model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -282,9 +282,8 @@ def find_device(model: Any, sets: list[InputSet]) -> torch.device:
         for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
             devices.setdefault(str(tensor.device), f"parameter {name}")
     for args, kwargs in sets:
-        for path, leaf in iter_tensors({"args": list(args), "kwargs": kwargs}, "input"):
-            if isinstance(leaf, torch.Tensor):
-                devices.setdefault(str(leaf.device), path)
+        for path, leaf in input_tensors(args, kwargs):
+            devices.setdefault(str(leaf.device), path)
     if len(devices) > 1:
         where = ", ".join(f"{d} ({what})" for d, what in devices.items())
         raise ValueError(f"perfguard: model and inputs are on more than one device: {where}")
@@ -326,101 +325,100 @@ def measure(
         compile_options=options.compile_options,
     )
     state = StartState(model, sets)
+    with _leave_as_found(state):
+        private.reset_dynamo()
+        compiled_fn = torch.compile(
+            model, backend=private.recording_backend(inner_backend, recorder),
+            dynamic=options.dynamic, fullgraph=options.fullgraph,
+        )
+        every_set = list(range(len(sets)))
+        eager = _Call(model, state, every_set, options.train, named_params, loss=options.loss,
+                      label="eager")
+        compiled = _Call(compiled_fn, state, every_set, options.train, named_params,
+                         loss=options.loss, label="compiled", backend=options.backend,
+                         recorder=recorder)
+        eager_record = ModeRecord(mode="eager")
+        compiled_record = ModeRecord(mode="compiled")
+        shapes: list[ShapeRecord] = []
 
-    private.reset_dynamo()
-    compiled_fn = torch.compile(
-        model, backend=private.recording_backend(inner_backend, recorder),
-        dynamic=options.dynamic, fullgraph=options.fullgraph,
-    )
-    every_set = list(range(len(sets)))
-    eager = _Call(model, state, every_set, options.train, named_params, loss=options.loss,
-                  label="eager")
-    compiled = _Call(compiled_fn, state, every_set, options.train, named_params,
-                     loss=options.loss, label="compiled", backend=options.backend,
-                     recorder=recorder)
-    eager_record = ModeRecord(mode="eager")
-    compiled_record = ModeRecord(mode="compiled")
-    shapes: list[ShapeRecord] = []
+        codes: list[str] = []
+        with _compile_context(recorder, profile) as missing_config, \
+                private.capture_output_code(codes):
+            recorder.start()
+            first_call_seconds = 0.0
+            per_set: list[Numerics] = []
+            for index in every_set:
+                state.restore()
+                eager_out = _flatten_result(eager.run(index, keep=True), options)
+                state.restore()
+                start = time.perf_counter()
+                compiled_out = _flatten_result(compiled.run(index, keep=True), options)
+                _sync(device)
+                if index == 0:
+                    first_call_seconds = time.perf_counter() - start
+                    recorder.first_call_done = True
+                numerics = Numerics(checked=False)
+                if options.check_numerics:
+                    numerics = check(eager_out, compiled_out, rtol=options.rtol, atol=options.atol)
+                    if not numerics.ok:
+                        where = f" on input set {index}" if len(sets) > 1 else ""
+                        state.restore()
+                        raise NumericsMismatch(
+                            f"perfguard: compiled output differs from eager{where} ({test_id}, "
+                            f"{options.name}): {numerics.message}"
+                            + _randomness_note(model, eager.only(index))
+                        )
+                per_set.append(numerics)
+                del eager_out, compiled_out
+            numerics = _merge_numerics(per_set, state.notes)
 
-    codes: list[str] = []
-    with _compile_context(recorder, profile) as missing_config, \
-            private.capture_output_code(codes):
-        recorder.start()
-        first_call_seconds = 0.0
-        per_set: list[Numerics] = []
-        for index in every_set:
-            state.restore()
-            eager_out = _flatten_result(eager.run(index, keep=True), options)
-            state.restore()
-            start = time.perf_counter()
-            compiled_out = _flatten_result(compiled.run(index, keep=True), options)
-            _sync(device)
-            if index == 0:
-                first_call_seconds = time.perf_counter() - start
-                recorder.first_call_done = True
-            numerics = Numerics(checked=False)
-            if options.check_numerics:
-                numerics = check(eager_out, compiled_out, rtol=options.rtol, atol=options.atol)
-                if not numerics.ok:
+            _fill_compile_metrics(compiled_record, recorder)
+            if len(sets) > 1:
+                shapes = [ShapeRecord(inputs=describe_inputs(*s),
+                                      compiles=sum(1 for g in recorder.graphs if g.input_set == i))
+                          for i, s in enumerate(sets)]
+            if profile:
+                state.restore()
+                for _ in range(options.warmup - 1):
+                    eager()
+                    compiled()
+                if len(sets) == 1:
                     state.restore()
-                    where = f" on input set {index}" if len(sets) > 1 else ""
-                    raise NumericsMismatch(
-                        f"perfguard: compiled output differs from eager{where} ({test_id}, "
-                        f"{options.name}): {numerics.message}"
-                        + _randomness_note(model, eager.only(index))
-                    )
-            per_set.append(numerics)
-            del eager_out, compiled_out
-        numerics = _merge_numerics(per_set, state.notes)
-
-        _fill_compile_metrics(compiled_record, recorder)
-        if len(sets) > 1:
-            shapes = [ShapeRecord(inputs=describe_inputs(*s),
-                                  compiles=sum(1 for g in recorder.graphs if g.input_set == i))
-                      for i, s in enumerate(sets)]
-        if profile:
-            state.restore()
-            for _ in range(options.warmup - 1):
-                eager()
-                compiled()
-            if len(sets) == 1:
+                    _profile_mode(eager, device, eager_record, recorder=None, event_sink=event_sink)
+                    state.restore()
+                    _count_eager_bytes_and_flops(eager, eager_record)
+                    trace_file = _trace_path(trace_dir, options.name, "trace.json")
+                    state.restore()
+                    _profile_mode(compiled, device, compiled_record, recorder=recorder,
+                                  backend=options.backend, trace_file=trace_file,
+                                  event_sink=event_sink)
+                else:
+                    _profile_each_set(eager, compiled, device, recorder, options, shapes, sets,
+                                      eager_record, compiled_record, trace_dir, event_sink)
+                # Compiled kernels do the model's work: FLOPs are the program's (see README).
+                compiled_record.flops = eager_record.flops
+                if eager_record.flops is None:
+                    compiled_record.unavailable["flops"] = eager_record.unavailable.get("flops", "")
+                _fill_bytes_breakdown(eager_record, compiled_record, recorder)
                 state.restore()
-                _profile_mode(eager, device, eager_record, recorder=None, event_sink=event_sink)
+                _time_interleaved(eager, compiled, device, options.repeats,
+                                  eager_record, compiled_record)
                 state.restore()
-                _count_eager_bytes_and_flops(eager, eager_record)
-                trace_file = _trace_path(trace_dir, options.name, "trace.json")
-                state.restore()
-                _profile_mode(compiled, device, compiled_record, recorder=recorder,
-                              backend=options.backend, trace_file=trace_file,
-                              event_sink=event_sink)
+                _gpu_counters(eager, compiled, device, model, state.current[0][0], eager_record,
+                              compiled_record)
+                if compiled_record.time is not None:
+                    compiled_record.compile_seconds = max(
+                        first_call_seconds - compiled_record.time.median, 0.0)
+                for name in missing_config:
+                    compiled_record.unavailable.setdefault(
+                        "kernel_launches", f"inductor config {name} missing in this torch")
             else:
-                _profile_each_set(eager, compiled, device, recorder, options, shapes, sets,
-                                  eager_record, compiled_record, trace_dir, event_sink)
-            # Compiled kernels do the model's work: FLOPs are the program's (see README).
-            compiled_record.flops = eager_record.flops
-            if eager_record.flops is None:
-                compiled_record.unavailable["flops"] = eager_record.unavailable.get("flops", "")
-            _fill_bytes_breakdown(eager_record, compiled_record, recorder)
-            state.restore()
-            _time_interleaved(eager, compiled, device, options.repeats,
-                              eager_record, compiled_record)
-            state.restore()
-            _gpu_counters(eager, compiled, device, model, state.current[0][0], eager_record,
-                          compiled_record)
-            if compiled_record.time is not None:
-                compiled_record.compile_seconds = max(
-                    first_call_seconds - compiled_record.time.median, 0.0)
-            for name in missing_config:
-                compiled_record.unavailable.setdefault(
-                    "kernel_launches", f"inductor config {name} missing in this torch")
-        else:
-            compiled_record.compile_seconds = first_call_seconds
-            for record in (eager_record, compiled_record):
-                for metric in ("kernel_launches", "bytes_moved", "flops", "time"):
-                    record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
-        # Recompiles counted over every call we made after the first.
-        compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
-        state.restore()
+                compiled_record.compile_seconds = first_call_seconds
+                for record in (eager_record, compiled_record):
+                    for metric in ("kernel_launches", "bytes_moved", "flops", "time"):
+                        record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
+            # Recompiles counted over every call we made after the first.
+            compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
 
     measurement = Measurement(
         test_id=test_id, name=options.name, train=options.train, environment=env,
@@ -429,6 +427,19 @@ def measure(
     if profile and trace_dir is not None:
         _save_traces(trace_dir, measurement, codes)
     return measurement
+
+
+@contextlib.contextmanager
+def _leave_as_found(state: StartState) -> Iterator[None]:
+    """Put the model's tensors and the generators back when the measurement ends, also when
+    it fails: the test finds its model as it left it."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # the measurement's own error is what matters
+            state.restore()
+        raise
+    state.restore()
 
 
 def _flatten_result(result: Any, options: ProfileOptions) -> Flattened:

@@ -435,17 +435,31 @@ def test_chain(perfguard):
 # ---- 11. The README's first example --------------------------------------------------
 
 
-def _readme_first_example() -> str:
+def _readme_example(section: str) -> str:
+    """The first python block of a README section."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    use = text[text.index("\n## Use\n"):]
-    return use[use.index("```python\n") + len("```python\n"):use.index("\n```", 10)]
+    part = text[text.index(f"\n## {section}\n"):]
+    start = part.index("```python\n") + len("```python\n")
+    return part[start:part.index("\n```", start)]
 
 
 @pytest.mark.parametrize("flags", [(), ("--perfguard",)], ids=["plain", "perfguard"])
 def test_readme_first_example_passes(pytester: pytest.Pytester, flags: tuple[str, ...]) -> None:
     """Before: under plain pytest, ``None < None`` failed with a TypeError."""
-    pytester.makepyfile(test_readme=_readme_first_example())
+    pytester.makepyfile(test_readme=_readme_example("Use"))
     pytester.runpytest(*flags, "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.zoo
+def test_readme_real_models_example_passes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worked example of "Real models" runs as printed (without --perfguard: numerics,
+    graphs and recompiles are checked in both modes)."""
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pytester.makepyfile(test_gpt2=_readme_example("Real models"))
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 # ---- The zoo -------------------------------------------------------------------------

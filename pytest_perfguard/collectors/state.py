@@ -44,6 +44,9 @@ class StartState:
     originals: list[InputSet]
     #: The inputs the next call uses (fresh copies after :meth:`restore`).
     current: list[InputSet] = field(default_factory=list)
+    #: Per input set, its tensors that are graph leaves requiring grad, by name
+    #: (``input[0]``): training calls clear and report their gradients.
+    grad_leaves: list[list[tuple[str, torch.Tensor]]] = field(default_factory=list)
     #: What could not be kept (an input that cannot be copied), for the record.
     notes: list[str] = field(default_factory=list)
     _saved: list[_Saved] = field(default_factory=list)
@@ -74,6 +77,7 @@ class StartState:
                     saved.tensor.copy_(saved.values)
                     saved.version = tensor_version(saved.tensor)
         self.current = [self._fresh(i) for i in range(len(self.originals))]
+        self.grad_leaves = [_grad_leaves(*inputs) for inputs in self.current]
 
     def _fresh(self, index: int) -> InputSet:
         """A deep copy of input set ``index``; the model's own tensors (an input may refer
@@ -117,12 +121,22 @@ def _module_tensors(model: Any) -> list[_Saved]:
     return saved
 
 
-def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """``input[0]: (2, 12) int64, input['labels']: (2, 12) int64`` (tensors only)."""
-    parts = []
+def input_tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
+    """Every tensor of an input set, by path: ``input[0]``, ``input['labels']``."""
+    found = []
     for path, leaf in iter_tensors({"args": list(args), "kwargs": kwargs}, "input"):
         if isinstance(leaf, torch.Tensor):
-            path = path.replace("input['args']", "input").replace("input['kwargs']", "input")
-            dtype = str(leaf.dtype).removeprefix("torch.")
-            parts.append(f"{path}: {tuple(leaf.shape)} {dtype}")
+            path = path.replace("input['args']", "input", 1).replace("input['kwargs']", "input", 1)
+            found.append((path, leaf))
+    return found
+
+
+def _grad_leaves(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
+    return [(path, t) for path, t in input_tensors(args, kwargs) if t.is_leaf and t.requires_grad]
+
+
+def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """``input[0]: (2, 12) int64, input['labels']: (2, 12) int64`` (tensors only)."""
+    parts = [f"{path}: {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}"
+             for path, t in input_tensors(args, kwargs)]
     return ", ".join(parts) or "no tensors"
