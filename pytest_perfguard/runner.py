@@ -357,6 +357,7 @@ def measure(
                 if index == 0:
                     first_call_seconds = time.perf_counter() - start
                     recorder.first_call_done = True
+                    break_reasons = recorder.break_reasons_since_start()
                 numerics = Numerics(checked=False)
                 if options.check_numerics:
                     numerics = check(eager_out, compiled_out, rtol=options.rtol, atol=options.atol)
@@ -372,7 +373,7 @@ def measure(
                 del eager_out, compiled_out
             numerics = _merge_numerics(per_set, state.notes)
 
-            _fill_compile_metrics(compiled_record, recorder)
+            _fill_compile_metrics(compiled_record, recorder, break_reasons)
             if len(sets) > 1:
                 shapes = [ShapeRecord(inputs=describe_inputs(*s),
                                       compiles=sum(1 for g in recorder.graphs if g.input_set == i))
@@ -630,13 +631,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _fill_compile_metrics(record: ModeRecord, recorder: private.CompileRecorder) -> None:
+def _fill_compile_metrics(
+    record: ModeRecord, recorder: private.CompileRecorder, break_reasons: list[str]
+) -> None:
     """Graphs and graph breaks of the first call, counted as ``torch._dynamo.explain``
     counts them: one break per graph that ended in a graph break (dynamo's restarts and
     repeated hand-overs of one compile id are recorded once, see
-    :func:`private.recording_backend`), each at the user's ``file:line``."""
+    :func:`private.recording_backend`), each at the user's ``file:line``.
+
+    A graph that ended with a bare reason (``step_unsupported``: the break happened in a
+    function dynamo could not resume in, e.g. transformers' ``logger.warning_once`` inside
+    ``loss_function``) gets the reasons dynamo counted during the first call that no other
+    break states, each once (``break_reasons``)."""
     first = [g for g in recorder.graphs if not g.after_first_call]
     record.graphs = len(first)
+    stated = {_first_line(g.reason) for g in first if not private.is_bare_reason(g.reason)}
+    unstated = [r for r in break_reasons if _first_line(r) not in stated]
     details = []
     for graph in first:
         if not graph.graph_break:
@@ -645,9 +655,16 @@ def _fill_compile_metrics(record: ModeRecord, recorder: private.CompileRecorder)
         if graph.user_frame is not None:
             filename, lineno, function = graph.user_frame
             location = f"{_relative_path(filename)}:{lineno}"
-        details.append(GraphBreak(reason=graph.reason, location=location, function=function))
+        reason = graph.reason
+        if private.is_bare_reason(reason) and unstated:
+            reason = "\n".join(unstated)
+        details.append(GraphBreak(reason=reason, location=location, function=function))
     record.graph_breaks = len(details)
     record.graph_break_details = details
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def _relative_path(filename: str) -> str:

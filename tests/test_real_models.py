@@ -297,6 +297,92 @@ def test_unknown_compile_option(perfguard):
     ])
 
 
+# ---- 6, 7. Graph breaks and graphs as dynamo counts them ------------------------------
+
+WARN_ONCE_MODEL = """
+import functools
+import logging
+import torch
+
+log = logging.getLogger("mylib")
+
+@functools.lru_cache(None)
+def warning_once(message):            # like transformers' logger.warning_once
+    log.warning(message)
+
+def scaled_sum(y):
+    return (y * 2).sum()
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    @property
+    def loss_function(self):          # like transformers' PreTrainedModel.loss_function
+        warning_once("using the default loss")
+        return scaled_sum
+
+    def forward(self, x):
+        y = torch.relu(self.linear(x))
+        return self.loss_function(y)  # BREAK
+"""
+
+
+def test_graph_breaks_match_dynamo_explain(pytester: pytest.Pytester) -> None:
+    """transformers' pattern: a logger call inside a property dynamo cannot resume in. The
+    graph ends at the user's call with dynamo's bare reason ``step_unsupported``, and
+    dynamo's counter saw the logging break. Before: 2 breaks (the graph's, plus the
+    counter's at ``unknown``); ``torch._dynamo.explain`` says 1. Now: 1, at the call's
+    line, with the logging reason and its hint once."""
+    pytester.makepyfile(model=WARN_ONCE_MODEL)
+    pytester.makepyfile(
+        """
+import torch
+from model import Model
+
+def test_breaks(perfguard):
+    model, x = Model(), torch.randn(2, 4)
+    explained = torch._dynamo.explain(model)(x)
+    result = perfguard(model, x)
+    assert result.compiled.graph_breaks == explained.graph_break_count == 1
+    assert result.compiled.graphs == explained.graph_count == 2
+    (graph_break,) = result.compiled.graph_break_details
+    assert graph_break.reason.startswith("logging.Logger method not supported")
+    assert graph_break.reason.count("Hint:") == 1
+    print("LOCATION", graph_break.location)
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-s")
+    result.assert_outcomes(passed=1)
+    line = (pytester.path / "model.py").read_text().splitlines().index(
+        "        return self.loss_function(y)  # BREAK") + 1
+    result.stdout.fnmatch_lines([f"*LOCATION model.py:{line}"])
+
+
+@pytest.mark.zoo
+def test_dynamic_bert_is_one_graph(pytester: pytest.Pytester,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: BertModel under dynamic=True reported graphs: 2 (dynamo handed compile id
+    0/0 to the backend twice)."""
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pytester.makepyfile(
+        """
+import torch
+from transformers import BertConfig, BertModel
+
+def test_bert(perfguard):
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)
+    result = perfguard(BertModel(config).eval(), torch.randint(0, 128, (2, 12)), dynamic=True)
+    assert (result.compiled.graphs, result.compiled.graph_breaks) == (1, 0)
+"""
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
 # ---- 8. Several input shapes in one measurement --------------------------------------
 
 

@@ -152,14 +152,19 @@ class CompileRecorder:
     #: The input set being run (graphs compiled meanwhile are attributed to it).
     input_set: int = 0
     bytes_unavailable: str | None = None
-    #: ``counters["graph_break"]`` when the last graph was handed over (see
-    #: :func:`recording_backend`).
-    break_counter_snapshot: dict[str, int] = field(default_factory=dict)
+    #: ``counters["graph_break"]`` when :meth:`start` was called.
+    break_counts_at_start: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         """Call before the first compiled call: graph-break reasons are counted from here."""
-        self.break_counter_snapshot = graph_break_counter_reasons()
+        self.break_counts_at_start = graph_break_counter_reasons()
+
+    def break_reasons_since_start(self) -> list[str]:
+        """Each distinct reason ``counters["graph_break"]`` gained since :meth:`start` (it
+        counts a break once per restart of dynamo's analysis, so counts are not kept)."""
+        now = graph_break_counter_reasons()
+        return [r for r, n in now.items() if n > self.break_counts_at_start.get(r, 0)]
 
 
 def current_compile_id() -> str | None:
@@ -227,16 +232,10 @@ def recording_backend(inner: Any, recorder: CompileRecorder) -> Callable[..., An
 
     ``gm.compile_subgraph_reason`` (a ``torch._dynamo.output_graph.GraphCompileReason``) is
     what ``torch._dynamo.explain`` reads for its break reasons; it holds the reason and the
-    user's stack where the graph ended. Two details make the record match ``explain``
-    (torch 2.13):
-
-    - dynamo may hand the same frame's graph over more than once under one compile id
-      (it restarts its analysis, e.g. under ``dynamic=True``); only the last one is kept,
-      with the byte counts of its own compile.
-    - a break inside a function dynamo could not inline ends the graph with the bare
-      reason ``step_unsupported`` at the user's call site; the real reason is what
-      ``counters["graph_break"]`` gained while that frame was traced (counted once per
-      restart, so each distinct reason is kept once).
+    user's stack where the graph ended. dynamo may hand the same frame's graph over more
+    than once under one compile id (it restarts its analysis, e.g. under ``dynamic=True``):
+    only the last one is kept, with the byte counts of its own compile, as ``explain``
+    would count it (torch 2.13).
     """
     def perfguard_backend(gm: Any, example_inputs: Any, **kwargs: Any) -> Any:
         reason_obj = getattr(gm, "compile_subgraph_reason", None)
@@ -245,11 +244,6 @@ def recording_backend(inner: Any, recorder: CompileRecorder) -> Callable[..., An
             top = reason_obj.user_stack[-1]
             user_frame = (str(top.filename), int(top.lineno or 0), str(top.name))
         reason = str(getattr(reason_obj, "reason", "")) if reason_obj is not None else ""
-        now = graph_break_counter_reasons()
-        gained = [r for r, n in now.items() if n > recorder.break_counter_snapshot.get(r, 0)]
-        recorder.break_counter_snapshot = now
-        if gained and _is_bare_reason(reason):
-            reason = "\n".join(gained)
         compile_id = current_compile_id() or f"?/{len(recorder.graphs)}"
         info = CompiledGraphInfo(
             compile_id=compile_id,
@@ -280,8 +274,9 @@ def _has_symbolic_shapes(example_inputs: Any) -> bool:
     return False
 
 
-def _is_bare_reason(reason: str) -> bool:
-    """dynamo's internal reason names (``step_unsupported``) say nothing to a user."""
+def is_bare_reason(reason: str) -> bool:
+    """dynamo's internal reason names (``step_unsupported``: a break inside a function it
+    could not resume in, reported at the user's call site) say nothing to a user."""
     return not reason.strip() or reason.strip().replace("_", "").isalnum()
 
 

@@ -42,6 +42,7 @@ def test_gpt2_training_step(perfguard, ids):
     assert result.compiled.graph_breaks == explained.graph_break_count
     for graph_break in result.compiled.graph_break_details:
         assert graph_break.location.startswith("transformers/"), graph_break.location
+        assert graph_break.reason.count("Hint:") <= 1, graph_break.reason
 
 
 def test_llama_inference_with_cache(perfguard, ids):
