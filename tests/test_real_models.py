@@ -7,6 +7,7 @@ change state, use dropout); the zoo at the end runs real transformers architectu
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -17,6 +18,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _needs_transformers() -> None:
+    """Skip without transformers. Not imported here: pytester drops modules a test imported
+    when it ends, and numpy (which transformers imports) cannot be imported twice."""
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("transformers is not installed (pip install -e '.[dev]')")
 
 # ---- 1. Outputs of any structure -----------------------------------------------------
 
@@ -365,7 +373,7 @@ def test_dynamic_bert_is_one_graph(pytester: pytest.Pytester,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: BertModel under dynamic=True reported graphs: 2 (dynamo handed compile id
     0/0 to the backend twice)."""
-    pytest.importorskip("transformers")
+    _needs_transformers()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pytester.makepyfile(
         """
@@ -542,7 +550,7 @@ def test_readme_real_models_example_passes(
 ) -> None:
     """The worked example of "Real models" runs as printed (without --perfguard: numerics,
     graphs and recompiles are checked in both modes)."""
-    pytest.importorskip("transformers")
+    _needs_transformers()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pytester.makepyfile(test_gpt2=_readme_example("Real models"))
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
@@ -563,7 +571,7 @@ def test_zoo_records_a_baseline_and_gates_unchanged(
     """Real transformers architectures, unmodified, tiny configs and random weights: a
     baseline run, then a gating run that requires a baseline for every test. Every
     test passes and every measurement is unchanged."""
-    pytest.importorskip("transformers")
+    _needs_transformers()
     shutil.copytree(ZOO, pytester.path, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", ".perfguard"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
