@@ -274,8 +274,21 @@ def judge(baseline: Baseline | None, current: Measurement, rules: Rules) -> Verd
     others = baseline.other_environment_labels(current) if baseline is not None else []
     if others:
         note = "baseline holds only other environments: " + "; ".join(others)
+        older = older_fingerprints(baseline, current) if baseline is not None else []
+        if older:
+            note += (f" (recorded under fingerprint definition v{', v'.join(map(str, older))}; "
+                     f"this perfguard uses v{current.environment.fingerprint}: re-record them "
+                     "with --perfguard-update)")
         return Verdict(key=current.key, status="other-environment", note=note, rules=rules)
     return Verdict(key=current.key, status="new", rules=rules)
+
+
+def older_fingerprints(baseline: Baseline, current: Measurement) -> list[int]:
+    """Fingerprint versions, older than the current one, of environments holding this test."""
+    versions = {block.environment.fingerprint for block in baseline.environments.values()
+                if block.environment.fingerprint < current.environment.fingerprint
+                and current.identity in block.entries}
+    return sorted(versions)
 
 
 def compare(baseline: Measurement, current: Measurement, rules: Rules) -> Verdict:

@@ -66,6 +66,8 @@ class PerfguardSession:
     collected_ids: set[str] = field(default_factory=set)
     results: RunResults | None = None
     messages: list[str] = field(default_factory=list)
+    #: What ``pytest_perfguard_environment`` implementations add to every fingerprint.
+    environment_extra: dict[str, str] = field(default_factory=dict)
 
 
 session_key = pytest.StashKey[PerfguardSession]()
@@ -103,6 +105,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[session_key] = session
     if not settings.active:
         return
+    for extra in config.hook.pytest_perfguard_environment(config=config):
+        if not isinstance(extra, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+            raise pytest.UsageError("perfguard: pytest_perfguard_environment must return a "
+                                    f"dict of strings, got {extra!r}")
+        session.environment_extra.update(extra)
     try:
         session.baseline = Baseline.load(session.baseline_path)
     except BaselineError as exc:
@@ -178,6 +186,8 @@ class Profiler:
             profile=session.settings.active, trace_dir=trace_dir,
         )
         if session.settings.active:
+            if session.environment_extra:
+                measurement.environment.extra.update(session.environment_extra)
             self._item.stash.setdefault(measured_key, []).append((measurement, self._rules))
             _record_junit_properties(self._item, measurement)
         return measurement

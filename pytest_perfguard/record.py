@@ -15,10 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, MinLen
+
+#: Version of the environment fingerprint's definition (:meth:`Environment.key`). Bump it
+#: when a change would re-key existing environments: their baseline entries are then
+#: reported as recorded under an older definition, not silently as "new".
+FINGERPRINT_VERSION = 2
+_FINGERPRINT_V1_FIELDS = ("python", "torch", "triton", "device", "device_name", "backend",
+                          "mode", "dynamic", "fullgraph", "inductor")
 
 #: Version of the JSON form of a :class:`Measurement` (results.json and baseline entries).
 RECORD_SCHEMA = 1
@@ -56,6 +63,29 @@ class GraphBreak:
     @property
     def short_reason(self) -> str:
         return self.reason.strip().splitlines()[0] if self.reason.strip() else "(no reason)"
+
+
+@dataclass
+class KernelBytes:
+    """One kernel of a compiled graph and the bytes inductor's scheduler counts for it
+    (``GraphLowering.count_bytes``): where a compiled graph's bytes go."""
+
+    #: The extern kernel it calls (``extern_kernels.convolution``), else "generated".
+    kernel: str
+    bytes: Count
+    #: The aten ops it was lowered from.
+    ops: list[str] = field(default_factory=list)
+    #: Buffers it reads and writes (inductor's names: ``arg0_1`` is a graph input).
+    reads: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    #: The compile id of its graph (``0/0``); forward and backward share one.
+    graph: str = ""
+
+    def describe(self) -> str:
+        origin = f" from {', '.join(self.ops)}" if self.ops else ""
+        reads = f"; reads {', '.join(self.reads)}" if self.reads else ""
+        writes = f"; writes {', '.join(self.writes)}" if self.writes else ""
+        return f"{self.kernel}{origin}: {self.bytes:,} bytes{reads}{writes}"
 
 
 @dataclass
@@ -156,6 +186,8 @@ class ModeRecord:
     graph_break_details: list[GraphBreak] = field(default_factory=list)
     recompiles: Count | None = None
     compile_seconds: Seconds | None = None
+    #: The compiled kernels that move the most bytes, largest first (inductor's count).
+    bytes_breakdown: list[KernelBytes] = field(default_factory=list)
     # GPU only.
     device_seconds: Seconds | None = None
     utilisation: Utilisation | None = None
@@ -197,6 +229,30 @@ class Numerics:
     atol: float | None = None
     rtol: float | None = None
     message: str = ""
+    #: Parts of the output that were not compared: "path: why" (excluded by
+    #: ``numerics_exclude``, not walkable, nested too deep, ...).
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ShapeRecord:
+    """One input set of a measurement over several (``perfguard(model, inputs=[...])``).
+
+    The measurement's own eager/compiled records hold the sums over all sets (one "call"
+    is then the model called once on each set, in order); this is each set's share.
+    """
+
+    #: The input set's tensors: ``input[0]: (2, 12) int64``.
+    inputs: str
+    eager_kernel_launches: Count | None = None
+    compiled_kernel_launches: Count | None = None
+    eager_bytes_moved: Count | None = None
+    compiled_bytes_moved: Count | None = None
+    flops: Count | None = None
+    #: Graphs compiled by this set's first compiled call (0: the set reused a graph).
+    compiles: Count = 0
+    #: metric name -> why it is not available for this set.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -207,24 +263,60 @@ class Environment:
     torch: str
     triton: str
     device: str  # "cpu", "cuda"
-    device_name: str  # "cpu (AVX2)", "NVIDIA H100 80GB HBM3"
+    device_name: str  # "cpu", "NVIDIA H100 80GB HBM3"
     backend: str
     mode: str
     dynamic: str
     fullgraph: bool
     #: Inductor settings that change code generation, as text.
     inductor: dict[str, str] = field(default_factory=dict)
+    #: ``torch.compile(options=...)`` of the measurement, as text.
+    compile_options: dict[str, str] = field(default_factory=dict)
+    #: The CPU ISA level aten and inductor's C++ code target ("AVX2"). Shown, but not part
+    #: of :meth:`key`: the example suite's launches and bytes were identical at
+    #: ``ATEN_CPU_CAPABILITY`` default, avx2 and avx512, so a baseline travels between
+    #: runners of different ISA.
+    cpu_isa: str = ""
+    #: Facts a project adds through the ``pytest_perfguard_environment`` hook (keyed).
+    extra: dict[str, str] = field(default_factory=dict)
+    #: Which definition of the fingerprint made :meth:`key` (``FINGERPRINT_VERSION``). Files
+    #: written before the field existed hold version 1 (the CPU ISA was keyed then).
+    fingerprint: int = 1
+
+    #: Fields recorded and shown but not part of the key.
+    NOT_KEYED = ("cpu_isa", "fingerprint")
 
     def key(self) -> str:
-        """A short stable hash of everything above."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        """A short stable hash of the fields that decide what a measurement may be compared
+        with. Version 2 leaves out :attr:`NOT_KEYED` and every field still at its default,
+        so a field added later with a default does not change any existing key; version 1
+        (perfguard 0.1) hashed its ten fields as they were."""
+        data = asdict(self)
+        if self.fingerprint < 2:
+            data = {k: data[k] for k in _FINGERPRINT_V1_FIELDS}
+        else:
+            defaults = {f.name: (f.default_factory() if f.default_factory is not MISSING  # type: ignore[misc]
+                                 else f.default) for f in fields(self)}
+            data = {k: v for k, v in data.items()
+                    if k not in self.NOT_KEYED and not (k in defaults and v == defaults[k])}
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def label(self) -> str:
-        return (
-            f"{self.device_name} · torch {self.torch} · py{self.python} · "
-            f"{self.backend}/{self.mode}"
-        )
+        """What a reader needs to tell environments apart: device (with the CPU ISA),
+        versions, backend/mode, and ``dynamic``, ``fullgraph`` and compile options where
+        set. Inductor settings changed globally (``torch._inductor.config``) are in the
+        key, not the label: reports show the key next to the label."""
+        device = f"{self.device_name} ({self.cpu_isa})" if self.cpu_isa else self.device_name
+        parts = [device, f"torch {self.torch}", f"py{self.python}", f"{self.backend}/{self.mode}"]
+        if self.dynamic not in ("None", "auto", ""):
+            parts.append(f"dynamic={self.dynamic}")
+        if self.fullgraph:
+            parts.append("fullgraph")
+        if self.compile_options:
+            parts.append("options " + ", ".join(f"{k}={v}" for k, v in
+                                                 sorted(self.compile_options.items())))
+        return " · ".join(parts)
 
 
 @dataclass
@@ -240,12 +332,33 @@ class Measurement:
     numerics: Numerics
     #: Files written for this measurement (``--perfguard-traces``): kind -> path.
     traces: dict[str, str] = field(default_factory=dict)
+    #: Per input set, when the measurement ran several (``inputs=[...]``); else empty.
+    shapes: list[ShapeRecord] = field(default_factory=list)
 
     @property
     def identity(self) -> tuple[str, str]:
         """What a baseline entry is keyed by: the test node id and the name, kept apart (a
         node id may itself contain ``::``, so no joined string can be unambiguous)."""
         return (self.test_id, self.name)
+
+    @property
+    def profiled(self) -> bool:
+        """Launches, bytes and FLOPs were measured (``pytest --perfguard``); without the
+        flag only numerics, graphs and graph breaks are."""
+        return self.eager.kernel_launches is not None
+
+    def traffic_note(self, largest: int = 3) -> str | None:
+        """Where compiled code moves more bytes than eager: the largest compiled kernels
+        by bytes, from inductor's count. None when compiled moves no more than eager."""
+        eager_bytes, compiled_bytes = self.eager.bytes_moved, self.compiled.bytes_moved
+        if eager_bytes is None or compiled_bytes is None or compiled_bytes <= eager_bytes:
+            return None
+        ratio = f"{compiled_bytes / eager_bytes:.2f}x" if eager_bytes else "more than"
+        note = f"compiled code moves {ratio} eager's bytes ({compiled_bytes:,} vs {eager_bytes:,})"
+        if self.compiled.bytes_breakdown:
+            note += "; largest compiled kernels: " + "; ".join(
+                k.describe() for k in self.compiled.bytes_breakdown[:largest])
+        return note
 
     @property
     def key(self) -> str:
@@ -277,6 +390,15 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        # Fields added after schema 1 are written only when they hold something, so records
+        # without them read exactly as before.
+        for path in _OPTIONAL_FIELDS:
+            *parents, last = path
+            holder = data
+            for name in parents:
+                holder = holder[name]
+            if holder.get(last) in ([], {}, ""):
+                del holder[last]
         data["schema"] = RECORD_SCHEMA
         data["key"] = self.key
         data["environment_key"] = self.environment.key()
@@ -313,7 +435,19 @@ class Measurement:
             compiled=_mode_from_dict(data["compiled"]),
             numerics=_build(Numerics, data["numerics"]),
             traces={str(k): str(v) for k, v in (data.get("traces") or {}).items()},
+            shapes=[_build(ShapeRecord, s) for s in data.get("shapes", [])],
         )
+
+
+#: Fields of the JSON form written only when not empty (see :meth:`Measurement.to_dict`).
+_OPTIONAL_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("shapes",),
+    ("numerics", "skipped"),
+    ("eager", "bytes_breakdown"),
+    ("compiled", "bytes_breakdown"),
+    ("environment", "compile_options"),
+    ("environment", "cpu_isa"),
+)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -333,6 +467,7 @@ def _mode_from_dict(data: dict[str, Any]) -> ModeRecord:
     record.kernels = [_build(Kernel, k) for k in data.get("kernels", [])]
     record.graph_break_details = [_build(GraphBreak, g) for g in data.get("graph_break_details", [])]
     record.peak_allocations = [_build(Allocation, a) for a in data.get("peak_allocations", [])]
+    record.bytes_breakdown = [_build(KernelBytes, k) for k in data.get("bytes_breakdown", [])]
     if data.get("time") is not None:
         record.time = _build(Timing, data["time"])
     if data.get("utilisation") is not None:

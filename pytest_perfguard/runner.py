@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,46 +24,137 @@ from .collectors.environment import fingerprint
 from .collectors.events import rows_from_profiler
 from .collectors.gpu import compute_dtype, record_gpu_counters
 from .collectors.kernels import KernelCount, count_cpu_kernels, count_device_kernels
-from .collectors.numerics import NumericsMismatch, check, iter_tensors
-from .record import GraphBreak, Measurement, ModeRecord, Numerics, Timing
+from .collectors.numerics import Flattened, NumericsMismatch, check, flatten, iter_tensors
+from .collectors.state import InputSet, StartState, describe_inputs, input_tensors
+from .inputs import Inputs
+from .record import (
+    GraphBreak,
+    Kernel,
+    KernelBytes,
+    Measurement,
+    ModeRecord,
+    Numerics,
+    ShapeRecord,
+    Timing,
+)
 from .settings import ProfileOptions
+
+#: How many of the compiled kernels that move the most bytes a measurement keeps.
+BYTES_BREAKDOWN_SIZE = 10
 
 
 class ModelError(Exception):
     """The user's model raised; the message names the mode, the cause is the model's error."""
 
 
+def input_sets(args: tuple[Any, ...], kwargs: dict[str, Any],
+               inputs: Sequence[Any] | None) -> list[InputSet]:
+    """The measurement's input sets: the positional/keyword inputs, or ``inputs=[...]``."""
+    if inputs is None:
+        return [(tuple(args), dict(kwargs))]
+    if args or kwargs:
+        raise ValueError("perfguard: give the model's inputs positionally or as inputs=[...], "
+                         "not both")
+    if not isinstance(inputs, (list, tuple)) or not inputs:
+        raise ValueError(f"perfguard: inputs must be a non-empty list of input sets, got "
+                         f"{type(inputs).__name__}")
+    sets: list[InputSet] = []
+    for index, item in enumerate(inputs):
+        if isinstance(item, Inputs):
+            sets.append((tuple(item.args), dict(item.kwargs)))
+        elif isinstance(item, (tuple, list)):
+            sets.append((tuple(item), {}))
+        elif isinstance(item, dict):
+            sets.append(((), dict(item)))
+        elif isinstance(item, torch.Tensor):
+            sets.append(((item,), {}))
+        else:
+            raise ValueError(
+                f"perfguard: inputs[{index}] is a {type(item).__name__}; each input set is a "
+                "tuple (positional inputs), a dict (keyword inputs), a tensor, or "
+                "pytest_perfguard.Inputs(*args, **kwargs)")
+    return sets
+
+
+@dataclass
+class _TrainResult:
+    """What one training call produced: the output and the gradients by name."""
+
+    output: Any
+    grads: dict[str, torch.Tensor]
+
+
 @dataclass
 class _Call:
-    """One way of calling the model (eager or compiled), inference or training."""
+    """One way of calling the model (eager or compiled), inference or training.
+
+    A call runs the model once on each of ``sets`` (the indices of the input sets), on the
+    inputs :class:`StartState` last prepared. Only the model's own code (and its
+    backward, and a ``loss=`` callable) is wrapped as :class:`ModelError`; anything that
+    goes wrong in perfguard's own handling is perfguard's error and says so.
+    """
 
     fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    state: StartState
+    sets: list[int]
     train: bool
-    params: list[torch.Tensor]
-    grad_outputs: list[torch.Tensor] | None = None
+    named_params: list[tuple[str, torch.Tensor]]
+    loss: Callable[[Any], Any] | None = None
     label: str = "eager"
     backend: str = ""
+    recorder: private.CompileRecorder | None = None
+    #: Per input set: the gradients fed to backward (made once, outside measured calls).
+    grad_outputs: dict[int, list[torch.Tensor] | None] = field(default_factory=dict)
 
-    def __call__(self) -> Any:
+    def __call__(self) -> None:
+        __tracebackhide__ = True
+        for index in self.sets:
+            self.run(index)
+
+    def only(self, index: int) -> _Call:
+        """The same call restricted to one input set (sharing state and gradients)."""
+        return replace(self, sets=[index])
+
+    def run(self, index: int, *, keep: bool = False) -> Any:
+        """Run input set ``index``; with ``keep`` return the output (and, training, the
+        gradients by name) for the numerics check."""
+        __tracebackhide__ = True
+        if self.recorder is not None:
+            self.recorder.input_set = index
+        args, kwargs = self.state.current[index]
+        if not self.train:
+            with torch.no_grad():
+                out = self._model(args, kwargs)
+            return out if keep else None
+        leaves = self.state.grad_leaves[index]
+        for _, p in self.named_params:
+            p.grad = None
+        for _, leaf in leaves:
+            leaf.grad = None
+        out = self._model(args, kwargs)
+        targets = self._backward_targets(out)
+        grad_outputs = self.grad_outputs.get(index)
+        if grad_outputs is None or [g.shape for g in grad_outputs] != [t.shape for t in targets]:
+            grad_outputs = [torch.ones_like(t) for t in targets]
+            self.grad_outputs[index] = grad_outputs
+        try:
+            torch.autograd.backward(targets, grad_outputs)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise ModelError(f"CUDA out of memory in the backward of {self.describe()} mode: "
+                             f"{exc}") from exc
+        except Exception as exc:
+            raise ModelError(f"the model's backward raised in {self.describe()} mode: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if not keep:
+            return None
+        grads = {f"grad[{name}]": p.grad for name, p in self.named_params + leaves
+                 if p.grad is not None}
+        return _TrainResult(out, grads)
+
+    def _model(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         __tracebackhide__ = True  # pytest: show the model's frames, not perfguard's
         try:
-            if not self.train:
-                with torch.no_grad():
-                    return self.fn(*self.args, **self.kwargs)
-            for p in self.params:
-                p.grad = None
-            out = self.fn(*self.args, **self.kwargs)
-            outputs = [t for _, t in iter_tensors(out)
-                       if isinstance(t, torch.Tensor) and t.requires_grad]
-            if not outputs:
-                raise ValueError("train=True but no output requires grad")
-            if self.grad_outputs is None:
-                self.grad_outputs = [torch.ones_like(t) for t in outputs]
-            torch.autograd.backward(outputs, self.grad_outputs)
-            grads = {f"grad[{i}]": p.grad for i, p in enumerate(self.params) if p.grad is not None}
-            return {"output": out, "grads": grads}
+            return self.fn(*args, **kwargs)
         except torch.cuda.OutOfMemoryError as exc:
             raise ModelError(f"CUDA out of memory in {self.describe()} mode: {exc}") from exc
         except (ModelError, NumericsMismatch):
@@ -73,19 +164,70 @@ class _Call:
                 f"model raised in {self.describe()} mode: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def _backward_targets(self, out: Any) -> list[torch.Tensor]:
+        """What ``train=True`` backpropagates (see README "Real models"): the ``loss=``
+        callable's result; else the output's loss (a ``loss`` key or attribute holding a
+        tensor that requires grad, or the output itself when it is a scalar); else every
+        output tensor that requires grad, with ones."""
+        __tracebackhide__ = True
+        if self.loss is not None:
+            try:
+                value = self.loss(out)
+            except Exception as exc:
+                raise ModelError(f"the loss= callable raised in {self.describe()} mode: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+            if not (isinstance(value, torch.Tensor) and value.numel() == 1
+                    and value.requires_grad):
+                raise ValueError(
+                    "perfguard: loss= must return a one-element tensor that requires grad, "
+                    f"got {_describe_value(value)}")
+            return [value]
+        found = _output_loss(out)
+        if found is not None:
+            return [found]
+        targets = [t for _, t in iter_tensors(out)
+                   if isinstance(t, torch.Tensor) and t.requires_grad]
+        if not targets:
+            raise ValueError(
+                "perfguard: train=True but no output of the model requires grad (is the "
+                "model's output detached, or are its parameters frozen?)")
+        return targets
+
     def describe(self) -> str:
         return f"compiled (backend={self.backend!r})" if self.label == "compiled" else "eager"
 
 
-def find_device(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.device:
+def _output_loss(out: Any) -> torch.Tensor | None:
+    """The loss an output carries: itself when a scalar tensor, else its ``loss`` key or
+    attribute (transformers' ``ModelOutput.loss`` when labels were given)."""
+    if isinstance(out, torch.Tensor):
+        return out if out.dim() == 0 and out.requires_grad else None
+    candidate = None
+    if isinstance(out, dict):
+        candidate = out.get("loss")
+    elif not isinstance(out, (tuple, list)) or hasattr(out, "_fields"):
+        candidate = getattr(out, "loss", None)
+    if isinstance(candidate, torch.Tensor) and candidate.requires_grad:
+        return candidate
+    return None
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return (f"a tensor of shape {tuple(value.shape)}"
+                + ("" if value.requires_grad else " that does not require grad"))
+    return f"a {type(value).__name__}"
+
+
+def find_device(model: Any, sets: list[InputSet]) -> torch.device:
     """The one device the model's parameters and inputs live on; mixed devices are an error."""
     __tracebackhide__ = True
     devices: dict[str, str] = {}
     if isinstance(model, torch.nn.Module):
         for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
             devices.setdefault(str(tensor.device), f"parameter {name}")
-    for path, leaf in iter_tensors({"args": list(args), "kwargs": kwargs}, "input"):
-        if isinstance(leaf, torch.Tensor):
+    for args, kwargs in sets:
+        for path, leaf in input_tensors(args, kwargs):
             devices.setdefault(str(leaf.device), path)
     if len(devices) > 1:
         where = ", ".join(f"{d} ({what})" for d, what in devices.items())
@@ -105,100 +247,299 @@ def measure(
     profile: bool = True,
     trace_dir: Path | None = None,
 ) -> Measurement:
-    """Measure ``model(*args, **kwargs)`` eager and compiled.
+    """Measure ``model(*args, **kwargs)`` (or each of ``options.inputs``) eager and compiled.
 
     With ``profile=False`` (pytest without ``--perfguard``) the model runs once per mode and
-    only numerics are checked; the returned record has no metrics.
+    input set, and only numerics, graphs and graph breaks are recorded.
     """
     __tracebackhide__ = True
     if not callable(model):
         raise TypeError(f"perfguard: model must be an nn.Module or a callable, got {type(model)!r}")
-    device = find_device(model, args, kwargs)
-    params: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad] \
-        if isinstance(model, torch.nn.Module) else []
-    if options.train:
-        params += [t for _, t in iter_tensors(list(args)) if isinstance(t, torch.Tensor)
-                   and t.requires_grad and t.is_leaf]
-    inner_backend = private.make_backend(options.backend, options.mode, options.dynamic)
+    sets = input_sets(args, kwargs, options.inputs)
+    device = find_device(model, sets)
+    named_params: list[tuple[str, torch.Tensor]] = [
+        (name, p) for name, p in model.named_parameters() if p.requires_grad
+    ] if isinstance(model, torch.nn.Module) else []
+    inner_backend = private.make_backend(options.backend, options.mode, options.dynamic,
+                                         options.compile_options)
     recorder = private.CompileRecorder()
     env = fingerprint(
         device, backend=options.backend, mode=options.mode, dynamic=options.dynamic,
         fullgraph=options.fullgraph, mode_config=getattr(inner_backend, "config", None),
+        compile_options=options.compile_options,
     )
+    state = StartState(model, sets)
+    with _leave_as_found(state):
+        private.reset_dynamo()
+        compiled_fn = torch.compile(
+            model, backend=private.recording_backend(inner_backend, recorder),
+            dynamic=options.dynamic, fullgraph=options.fullgraph,
+        )
+        every_set = list(range(len(sets)))
+        eager = _Call(model, state, every_set, options.train, named_params, loss=options.loss,
+                      label="eager")
+        compiled = _Call(compiled_fn, state, every_set, options.train, named_params,
+                         loss=options.loss, label="compiled", backend=options.backend,
+                         recorder=recorder)
+        eager_record = ModeRecord(mode="eager")
+        compiled_record = ModeRecord(mode="compiled")
+        shapes: list[ShapeRecord] = []
 
-    private.reset_dynamo()
-    compiled_fn = torch.compile(
-        model, backend=private.recording_backend(inner_backend, recorder),
-        dynamic=options.dynamic, fullgraph=options.fullgraph,
-    )
-    eager = _Call(model, args, kwargs, options.train, params, label="eager")
-    compiled = _Call(compiled_fn, args, kwargs, options.train, params, label="compiled",
-                     backend=options.backend)
-    eager_record = ModeRecord(mode="eager")
-    compiled_record = ModeRecord(mode="compiled")
+        codes: list[str] = []
+        with _compile_context(recorder, profile) as missing_config, \
+                private.capture_output_code(codes):
+            recorder.start()
+            first_call_seconds = 0.0
+            per_set: list[Numerics] = []
+            for index in every_set:
+                state.restore()
+                eager_out = _flatten_result(eager.run(index, keep=True), options)
+                state.restore()
+                start = time.perf_counter()
+                compiled_out = _flatten_result(compiled.run(index, keep=True), options)
+                _sync(device)
+                if index == 0:
+                    first_call_seconds = time.perf_counter() - start
+                    recorder.first_call_done = True
+                    break_reasons = recorder.break_reasons_since_start()
+                numerics = Numerics(checked=False)
+                if options.check_numerics:
+                    numerics = check(eager_out, compiled_out, rtol=options.rtol, atol=options.atol)
+                    if not numerics.ok:
+                        where = f" on input set {index}" if len(sets) > 1 else ""
+                        state.restore()
+                        raise NumericsMismatch(
+                            f"perfguard: compiled output differs from eager{where} ({test_id}, "
+                            f"{options.name}): {numerics.message}"
+                            + _randomness_note(model, eager.only(index))
+                        )
+                per_set.append(numerics)
+                del eager_out, compiled_out
+            numerics = _merge_numerics(per_set, state.notes)
 
-    codes: list[str] = []
-    with _compile_context(recorder, profile) as missing_config, \
-            private.capture_output_code(codes):
-        eager_out = _detach(eager())
-        compiled.grad_outputs = eager.grad_outputs
-        breaks_before = private.graph_break_counter_reasons()
-        start = time.perf_counter()
-        compiled_out = _detach(compiled())
-        _sync(device)
-        first_call_seconds = time.perf_counter() - start
-        recorder.first_call_done = True
-        breaks_after = private.graph_break_counter_reasons()
-
-        numerics = Numerics(checked=False)
-        if options.check_numerics:
-            numerics = check(eager_out, compiled_out, rtol=options.rtol, atol=options.atol)
-            if not numerics.ok:
-                raise NumericsMismatch(
-                    f"perfguard: compiled output differs from eager ({test_id}, "
-                    f"{options.name}): {numerics.message}"
-                )
-        del eager_out, compiled_out
-
-        _fill_compile_metrics(compiled_record, recorder, breaks_before, breaks_after)
-        if profile:
-            for _ in range(options.warmup - 1):
-                eager()
-                compiled()
-            _profile_mode(eager, device, eager_record, recorder=None, trace_dir=trace_dir)
-            eager_record.bytes_moved, eager_record.flops = count_bytes_and_flops(eager)
-            _profile_mode(compiled, device, compiled_record, recorder=recorder,
-                          backend=options.backend, trace_dir=trace_dir)
-            # Compiled kernels do the model's work: FLOPs are the program's (see README).
-            compiled_record.flops = eager_record.flops
-            if eager_record.flops is None:
-                compiled_record.unavailable["flops"] = eager_record.unavailable.get("flops", "")
-            _time_interleaved(eager, compiled, device, options.repeats,
-                              eager_record, compiled_record)
-            record_gpu_counters({"eager": eager, "compiled": compiled},
-                                {"eager": eager_record, "compiled": compiled_record},
-                                device, compute_dtype(model, args))
-            if compiled_record.time is not None:
-                compiled_record.compile_seconds = max(
-                    first_call_seconds - compiled_record.time.median, 0.0)
-            for name in missing_config:
-                compiled_record.unavailable.setdefault(
-                    "kernel_launches", f"inductor config {name} missing in this torch")
-        else:
-            compiled_record.compile_seconds = first_call_seconds
-            for record in (eager_record, compiled_record):
-                for metric in ("kernel_launches", "bytes_moved", "flops", "time", "peak_memory"):
-                    record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
-        # Recompiles counted over every call we made after the first.
-        compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
+            _fill_compile_metrics(compiled_record, recorder, break_reasons)
+            if len(sets) > 1:
+                shapes = [ShapeRecord(inputs=describe_inputs(*s),
+                                      compiles=sum(1 for g in recorder.graphs if g.input_set == i))
+                          for i, s in enumerate(sets)]
+            if profile:
+                state.restore()
+                for _ in range(options.warmup - 1):
+                    eager()
+                    compiled()
+                if len(sets) == 1:
+                    state.restore()
+                    _profile_mode(eager, device, eager_record, recorder=None, trace_dir=trace_dir)
+                    state.restore()
+                    eager_record.bytes_moved, eager_record.flops = count_bytes_and_flops(eager)
+                    state.restore()
+                    _profile_mode(compiled, device, compiled_record, recorder=recorder,
+                                  backend=options.backend, trace_dir=trace_dir)
+                else:
+                    _profile_each_set(eager, compiled, device, recorder, options, shapes, sets,
+                                      eager_record, compiled_record, trace_dir)
+                # Compiled kernels do the model's work: FLOPs are the program's (see README).
+                compiled_record.flops = eager_record.flops
+                if eager_record.flops is None:
+                    compiled_record.unavailable["flops"] = eager_record.unavailable.get("flops", "")
+                _fill_bytes_breakdown(eager_record, compiled_record, recorder)
+                state.restore()
+                _time_interleaved(eager, compiled, device, options.repeats,
+                                  eager_record, compiled_record)
+                state.restore()
+                record_gpu_counters({"eager": eager, "compiled": compiled},
+                                    {"eager": eager_record, "compiled": compiled_record},
+                                    device, compute_dtype(model, state.current[0][0]))
+                if compiled_record.time is not None:
+                    compiled_record.compile_seconds = max(
+                        first_call_seconds - compiled_record.time.median, 0.0)
+                for name in missing_config:
+                    compiled_record.unavailable.setdefault(
+                        "kernel_launches", f"inductor config {name} missing in this torch")
+            else:
+                compiled_record.compile_seconds = first_call_seconds
+                for record in (eager_record, compiled_record):
+                    for metric in ("kernel_launches", "bytes_moved", "flops", "time", "peak_memory"):
+                        record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
+            # Recompiles counted over every call we made after the first.
+            compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
 
     measurement = Measurement(
         test_id=test_id, name=options.name, train=options.train, environment=env,
-        eager=eager_record, compiled=compiled_record, numerics=numerics,
+        eager=eager_record, compiled=compiled_record, numerics=numerics, shapes=shapes,
     )
     if profile and trace_dir is not None:
         measurement.traces = traces.save_code(trace_dir, codes)
     return measurement
+
+
+@contextlib.contextmanager
+def _leave_as_found(state: StartState) -> Iterator[None]:
+    """Put the model's tensors and the generators back when the measurement ends, also when
+    it fails: the test finds its model as it left it."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # the measurement's own error is what matters
+            state.restore()
+        raise
+    state.restore()
+
+
+def _flatten_result(result: Any, options: ProfileOptions) -> Flattened:
+    """Copies of every tensor and number of one call's result, for the numerics check."""
+    if isinstance(result, _TrainResult):
+        flat = flatten(result.output, exclude=options.numerics_exclude, copy=True)
+        for name, grad in result.grads.items():
+            flat.extend(flatten(grad, name, exclude=options.numerics_exclude, copy=True))
+        return flat
+    return flatten(result, exclude=options.numerics_exclude, copy=True)
+
+
+def _merge_numerics(per_set: list[Numerics], notes: list[str]) -> Numerics:
+    """One record for all input sets: the set with the largest error, every skip."""
+    if len(per_set) == 1:
+        merged = per_set[0]
+    else:
+        checked = [n for n in per_set if n.checked]
+        if not checked:
+            merged = per_set[0]
+        else:
+            index, worst = max(enumerate(per_set),
+                               key=lambda item: item[1].max_abs_error or 0.0)
+            merged = replace(worst, where=f"input set {index}: {worst.where}" if worst.where
+                             else "")
+            merged.skipped = sorted({s for n in per_set for s in n.skipped})
+    merged.skipped = sorted(set(merged.skipped) | set(notes))
+    return merged
+
+
+def _randomness_note(model: Any, eager: _Call) -> str:
+    """Why eager and compiled may differ by design: dropout active, or random ops called
+    (inductor draws its own random numbers, so the two runs see different ones)."""
+    reasons = []
+    if isinstance(model, torch.nn.Module):
+        active = [(name, m) for name, m in model.named_modules()
+                  if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training
+                  and float(getattr(m, "p", 0.0)) > 0]
+        if active:
+            examples = ", ".join(f"{name or type(m).__name__} (p={m.p:g})"
+                                 for name, m in active[:3])
+            more = f" and {len(active) - 3} more" if len(active) > 3 else ""
+            reasons.append(f"dropout is active: {len(active)} Dropout module(s) in training "
+                           f"mode, e.g. {examples}{more}")
+    try:
+        random_ops = private.random_ops_called(lambda: eager.run(eager.sets[0]))
+    except Exception:  # the note is best effort; the mismatch itself is already reported
+        random_ops = []
+    if random_ops:
+        reasons.append(f"the model called random ops ({', '.join(random_ops)})")
+    if not reasons:
+        return ""
+    return ("\n  note: " + "; ".join(reasons) + ". Eager and compiled code draw different "
+            "random numbers, so their outputs differ by design. Fix: call model.eval() "
+            "(no dropout), or pass compile_options={'fallback_random': True} (inductor then "
+            "draws eager's random numbers; perfguard starts both modes from the same "
+            "generator state), or check_numerics=False.")
+
+
+def _profile_each_set(
+    eager: _Call,
+    compiled: _Call,
+    device: torch.device,
+    recorder: private.CompileRecorder,
+    options: ProfileOptions,
+    shapes: list[ShapeRecord],
+    sets: list[InputSet],
+    eager_record: ModeRecord,
+    compiled_record: ModeRecord,
+    trace_dir: Path | None,
+) -> None:
+    """Profile each input set on its own and sum the sets into the mode records.
+
+    Inductor counts a graph's bytes at the shapes it was compiled for, so a set that runs a
+    dynamic-shape graph compiled for another set's shapes has no compiled byte count.
+    """
+    dynamic_for = {g.input_set for g in recorder.graphs if g.dynamic_shapes}
+    eager_parts: list[ModeRecord] = []
+    compiled_parts: list[ModeRecord] = []
+    for index, shape in enumerate(shapes):
+        eager_part, compiled_part = ModeRecord(mode="eager"), ModeRecord(mode="compiled")
+        eager.state.restore()
+        # --perfguard-traces keeps the first input set's files.
+        set_trace_dir = trace_dir if index == 0 else None
+        _profile_mode(eager.only(index), device, eager_part, recorder=None,
+                      trace_dir=set_trace_dir)
+        eager.state.restore()
+        eager_part.bytes_moved, eager_part.flops = count_bytes_and_flops(eager.only(index))
+        eager.state.restore()
+        _profile_mode(compiled.only(index), device, compiled_part, recorder=recorder,
+                      backend=options.backend, trace_dir=set_trace_dir)
+        foreign = [i for i in dynamic_for
+                   if i != index and describe_inputs(*sets[i]) != shape.inputs]
+        if foreign and compiled_part.bytes_moved is not None:
+            compiled_part.bytes_moved = None
+            compiled_part.unavailable["bytes_moved"] = (
+                f"runs a graph compiled with dynamic shapes for input set {foreign[0]}; "
+                "inductor counts a graph's bytes at the shapes it was compiled for")
+        shape.eager_kernel_launches = eager_part.kernel_launches
+        shape.compiled_kernel_launches = compiled_part.kernel_launches
+        shape.eager_bytes_moved = eager_part.bytes_moved
+        shape.compiled_bytes_moved = compiled_part.bytes_moved
+        shape.flops = eager_part.flops
+        for part in (eager_part, compiled_part):
+            for metric, reason in part.unavailable.items():
+                shape.unavailable.setdefault(f"{part.mode} {metric}", reason)
+        eager_parts.append(eager_part)
+        compiled_parts.append(compiled_part)
+    _sum_records(eager_record, eager_parts)
+    _sum_records(compiled_record, compiled_parts)
+
+
+def _sum_records(total: ModeRecord, parts: list[ModeRecord]) -> None:
+    """Launches, bytes, FLOPs, device time and kernel counts summed over input sets; a
+    metric missing for one set is missing for the sum, with that set's reason."""
+    for metric in ("kernel_launches", "bytes_moved", "flops", "device_seconds"):
+        values = [getattr(p, metric) for p in parts]
+        if any(v is None for v in values):
+            index = values.index(None)
+            reason = parts[index].unavailable.get(metric)
+            if reason is not None:
+                total.unavailable[metric] = f"input set {index}: {reason}"
+            continue
+        setattr(total, metric, sum(values))
+    kernels: dict[tuple[str, str], Kernel] = {}
+    for part in parts:
+        for kernel in part.kernels:
+            key = (kernel.name, kernel.kind)
+            if key not in kernels:
+                kernels[key] = replace(kernel)
+            else:
+                kernels[key].count += kernel.count
+                if kernel.device_seconds is not None:
+                    kernels[key].device_seconds = (kernels[key].device_seconds or 0.0) \
+                        + kernel.device_seconds
+    total.kernels = list(kernels.values())
+    for part in parts:
+        for metric, reason in part.unavailable.items():
+            total.unavailable.setdefault(metric, reason)
+
+
+def _fill_bytes_breakdown(
+    eager_record: ModeRecord, compiled_record: ModeRecord, recorder: private.CompileRecorder
+) -> None:
+    """Where compiled code moves more bytes than eager: its largest kernels by bytes (the
+    scheduler nodes of the graphs compiled on the first call, inductor's own count)."""
+    if (eager_record.bytes_moved is None or compiled_record.bytes_moved is None
+            or compiled_record.bytes_moved <= eager_record.bytes_moved):
+        return
+    first_ids = {g.compile_id for g in recorder.graphs if not g.after_first_call}
+    nodes = [KernelBytes(kernel=n.kernel, bytes=n.bytes, ops=list(n.ops), reads=list(n.reads),
+                         writes=list(n.writes), graph=compile_id)
+             for compile_id, found in sorted(recorder.nodes_by_compile_id.items())
+             if compile_id in first_ids for n in found]
+    nodes.sort(key=lambda k: (-k.bytes, k.graph, k.kernel, k.writes))
+    compiled_record.bytes_breakdown = nodes[:BYTES_BREAKDOWN_SIZE]
 
 
 @contextlib.contextmanager
@@ -210,30 +551,27 @@ def _compile_context(recorder: private.CompileRecorder, profile: bool) -> Iterat
         yield missing
 
 
-def _detach(value: Any) -> Any:
-    """Outputs kept for the numerics check, cut off from autograd and later in-place changes."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        return {k: _detach(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        return type(value)(_detach(v) for v in value)
-    return value
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def _fill_compile_metrics(
-    record: ModeRecord,
-    recorder: private.CompileRecorder,
-    breaks_before: dict[str, int],
-    breaks_after: dict[str, int],
+    record: ModeRecord, recorder: private.CompileRecorder, break_reasons: list[str]
 ) -> None:
+    """Graphs and graph breaks of the first call, counted as ``torch._dynamo.explain``
+    counts them: one break per graph that ended in a graph break (dynamo's restarts and
+    repeated hand-overs of one compile id are recorded once, see
+    :func:`private.recording_backend`), each at the user's ``file:line``.
+
+    A graph that ended with a bare reason (``step_unsupported``: the break happened in a
+    function dynamo could not resume in, e.g. transformers' ``logger.warning_once`` inside
+    ``loss_function``) gets the reasons dynamo counted during the first call that no other
+    break states, each once (``break_reasons``)."""
     first = [g for g in recorder.graphs if not g.after_first_call]
     record.graphs = len(first)
+    stated = {_first_line(g.reason) for g in first if not private.is_bare_reason(g.reason)}
+    unstated = [r for r in break_reasons if _first_line(r) not in stated]
     details = []
     for graph in first:
         if not graph.graph_break:
@@ -242,18 +580,25 @@ def _fill_compile_metrics(
         if graph.user_frame is not None:
             filename, lineno, function = graph.user_frame
             location = f"{_relative_path(filename)}:{lineno}"
-        details.append(GraphBreak(reason=graph.reason, location=location, function=function))
-    # Breaks dynamo counted that produced no graph of their own (nothing before them).
-    counted = {g.reason for g in details}
-    for reason, count in breaks_after.items():
-        delta = count - breaks_before.get(reason, 0)
-        if delta > 0 and reason not in counted:
-            details += [GraphBreak(reason=reason, location="unknown")] * delta
+        reason = graph.reason
+        if private.is_bare_reason(reason) and unstated:
+            reason = "\n".join(unstated)
+        details.append(GraphBreak(reason=reason, location=location, function=function))
     record.graph_breaks = len(details)
     record.graph_break_details = details
 
 
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
 def _relative_path(filename: str) -> str:
+    """A location that reads the same on every machine: relative to the working
+    directory, or for an installed package from the package on (``transformers/...``)."""
+    for marker in ("site-packages", "dist-packages"):
+        parts = Path(filename).parts
+        if marker in parts:
+            return "/".join(parts[len(parts) - parts[::-1].index(marker):])
     try:
         rel = os.path.relpath(filename)
     except ValueError:
@@ -277,11 +622,15 @@ def _profile_mode(
         activities.append(ProfilerActivity.CUDA)
     _sync(device)
     if call.train:  # the last call's gradients are freed here, not inside the memory profile
-        for param in call.params:
+        for _, param in call.named_params:
             param.grad = None
+        for index in call.sets:
+            for _, leaf in call.state.grad_leaves[index]:
+                leaf.grad = None
     with profile(activities=activities, record_shapes=recorder is not None,
                  profile_memory=True) as prof, memory.cuda_peak(device) as cuda_peak:
-        returned = call()
+        # Kept (outputs, and gradients when training) so peak memory can name their shapes.
+        returned = [call.run(index, keep=True) for index in call.sets]
         _sync(device)
     memory.record_peak(record, prof, returned, device, cuda_peak)
     del returned

@@ -16,11 +16,12 @@ Precedence: a test's marker, then the command line, then the ini file, then the 
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import dataclasses
 import math
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,9 +126,20 @@ class ProfileOptions:
     rtol: float | None = _setting(None, "relative tolerance of the numerics check")
     atol: float | None = _setting(None, "absolute tolerance of the numerics check")
     check_numerics: bool = _setting(True, "compare compiled outputs with eager outputs")
+    loss: Callable[[Any], Any] | None = _setting(
+        None, "with train=True: output -> the scalar tensor to backpropagate (default: the "
+        "output's loss, a scalar output, else every output that requires grad, with ones)")
+    numerics_exclude: Sequence[str] = _setting(
+        (), "output names (at any depth) or paths left out of the numerics check")
+    compile_options: dict[str, Any] | None = _setting(
+        None, "passed to torch.compile(options=...), e.g. {'freezing': True}")
+    inputs: Sequence[Any] | None = _setting(
+        None, "several input sets in one measurement: tuples, dicts, tensors or Inputs(...)")
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.loss is not None and not self.train:
+            raise SettingError("ProfileOptions: loss= is used with train=True only")
 
 
 # ----------------------------------------------------------------------------------------
@@ -205,6 +217,21 @@ def coerce(f: dataclasses.Field[Any], hint: Any, value: Any, *, from_text: bool)
         if not isinstance(value, str) or not value:
             raise ValueError(f"must be a non-empty string, got {value!r}")
         return value
+    origin, args = typing.get_origin(base), typing.get_args(base)
+    if origin is collections.abc.Callable:
+        if not callable(value):
+            raise ValueError(f"must be a callable, got {value!r}")
+        return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError(f"must be a dict with string keys, got {value!r}")
+        return value
+    if origin is collections.abc.Sequence:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"must be a list, got {value!r}")
+        if args == (str,) and not all(isinstance(v, str) and v for v in value):
+            raise ValueError(f"must be a list of non-empty strings, got {value!r}")
+        return tuple(value) if args == (str,) else list(value)
     return value  # a type the generators do not know: taken as given
 
 

@@ -19,3 +19,6 @@ def load_results(pytester: pytest.Pytester) -> dict[str, Any]:
 @pytest.fixture
 def results_of():
     return load_results
+
+#: The zoo is a project of its own, run in a subprocess by test_real_models.py.
+collect_ignore = ["zoo"]

@@ -12,16 +12,9 @@ from __future__ import annotations
 
 import os
 
-# Pin the CPU instruction set that eager kernels and inductor's C++ code target. The
-# baseline is keyed by it ("cpu (AVX2)" vs "cpu (AVX512)"), and CI runners of one label
-# come with either, so without this a baseline recorded on one machine would not apply on
-# the next. AVX2 is the level every x86-64 runner has. Set before torch is imported: torch
-# reads it once. Remove it if your CI always runs on the same hardware.
-os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from tinymodels import MLP, GPTBlock, SmallConvNet  # noqa: E402
+import pytest
+import torch
+from tinymodels import MLP, GPTBlock, SmallConvNet
 
 SEED = 0
 DEVICE = torch.device(

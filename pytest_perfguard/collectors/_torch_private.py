@@ -119,6 +119,24 @@ class CompiledGraphInfo:
     user_frame: tuple[str, int, str] | None
     #: Set while this graph was being compiled (counts compiles after the first call).
     after_first_call: bool = False
+    #: Which input set's call compiled it (``perfguard(model, inputs=[...])``).
+    input_set: int = 0
+    #: Compiled with symbolic (dynamic) shapes: inductor's byte count is then for the
+    #: shapes it was compiled with.
+    dynamic_shapes: bool = False
+
+
+@dataclass
+class NodeBytes:
+    """One scheduler node (a kernel) of a compiled graph and the bytes inductor counts."""
+
+    #: ``extern_kernels.convolution``-style name of an extern kernel, else "generated".
+    kernel: str
+    bytes: int
+    #: The aten ops it was lowered from (``convolution``, ``add``, ...).
+    ops: list[str]
+    reads: list[str]
+    writes: list[str]
 
 
 @dataclass
@@ -128,9 +146,25 @@ class CompileRecorder:
     graphs: list[CompiledGraphInfo] = field(default_factory=list)
     #: compile id -> bytes inductor's scheduler counted (forward and backward graphs).
     bytes_by_compile_id: dict[str, int] = field(default_factory=dict)
+    #: compile id -> each scheduler node's bytes (what inductor's count is made of).
+    nodes_by_compile_id: dict[str, list[NodeBytes]] = field(default_factory=dict)
     first_call_done: bool = False
+    #: The input set being run (graphs compiled meanwhile are attributed to it).
+    input_set: int = 0
     bytes_unavailable: str | None = None
+    #: ``counters["graph_break"]`` when :meth:`start` was called.
+    break_counts_at_start: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        """Call before the first compiled call: graph-break reasons are counted from here."""
+        self.break_counts_at_start = graph_break_counter_reasons()
+
+    def break_reasons_since_start(self) -> list[str]:
+        """Each distinct reason ``counters["graph_break"]`` gained since :meth:`start` (it
+        counts a break once per restart of dynamo's analysis, so counts are not kept)."""
+        now = graph_break_counter_reasons()
+        return [r for r, n in now.items() if n > self.break_counts_at_start.get(r, 0)]
 
 
 def current_compile_id() -> str | None:
@@ -149,14 +183,24 @@ def current_compile_id() -> str | None:
     return f"{frame_id}/{frame_compile_id}"
 
 
-def make_backend(backend: str, mode: str | None, dynamic: bool | None) -> Any:
-    """Build the compiler callable ``torch.compile`` would build for (backend, mode).
+def make_backend(
+    backend: str,
+    mode: str | None,
+    dynamic: bool | None,
+    options: dict[str, Any] | None = None,
+) -> Any:
+    """Build the compiler callable ``torch.compile`` would build for (backend, mode, options).
 
-    torch.compile only accepts ``mode`` for its own wrappers, so to wrap the backend (to see
-    each graph dynamo hands over) we build the same object it would: the private
-    ``torch._TorchCompileInductorWrapper`` / ``torch._TorchCompileWrapper`` (torch 2.0-2.14).
+    torch.compile only accepts ``mode`` and ``options`` for its own wrappers, so to wrap the
+    backend (to see each graph dynamo hands over) we build the same object it would: the
+    private ``torch._TorchCompileInductorWrapper`` / ``torch._TorchCompileWrapper`` (torch
+    2.0-2.14). An option inductor does not know is a ``ValueError`` naming it.
     """
     __tracebackhide__ = True
+    if options and mode not in (None, "default"):
+        raise ValueError(
+            "perfguard: give mode or compile_options, not both (torch.compile accepts one)"
+        )
     from torch._dynamo.backends.registry import lookup_backend
 
     try:
@@ -170,12 +214,16 @@ def make_backend(backend: str, mode: str | None, dynamic: bool | None) -> Any:
             f"perfguard: unsupported torch.compile backend {backend!r} ({exc}). "
             f"Available: {known}"
         ) from None
-    if backend == "inductor" and hasattr(torch, "_TorchCompileInductorWrapper"):
-        return torch._TorchCompileInductorWrapper(mode or "default", None, dynamic)
-    if hasattr(torch, "_TorchCompileWrapper"):
-        return torch._TorchCompileWrapper(backend, mode or "default", None, dynamic)
-    if mode not in (None, "default"):
-        raise Unavailable(f"this torch cannot combine mode={mode!r} with a wrapped backend")
+    wrapper_mode = None if options else (mode or "default")
+    try:
+        if backend == "inductor" and hasattr(torch, "_TorchCompileInductorWrapper"):
+            return torch._TorchCompileInductorWrapper(wrapper_mode, options, dynamic)
+        if hasattr(torch, "_TorchCompileWrapper"):
+            return torch._TorchCompileWrapper(backend, wrapper_mode, options, dynamic)
+    except RuntimeError as exc:  # "Unexpected optimization option ..."
+        raise ValueError(f"perfguard: bad compile_options {options!r}: {exc}") from None
+    if mode not in (None, "default") or options:
+        raise Unavailable("this torch cannot combine mode/options with a wrapped backend")
     return lookup_backend(backend)
 
 
@@ -184,7 +232,10 @@ def recording_backend(inner: Any, recorder: CompileRecorder) -> Callable[..., An
 
     ``gm.compile_subgraph_reason`` (a ``torch._dynamo.output_graph.GraphCompileReason``) is
     what ``torch._dynamo.explain`` reads for its break reasons; it holds the reason and the
-    user's stack where the graph ended.
+    user's stack where the graph ended. dynamo may hand the same frame's graph over more
+    than once under one compile id (it restarts its analysis, e.g. under ``dynamic=True``):
+    only the last one is kept, with the byte counts of its own compile, as ``explain``
+    would count it (torch 2.13).
     """
     def perfguard_backend(gm: Any, example_inputs: Any, **kwargs: Any) -> Any:
         reason_obj = getattr(gm, "compile_subgraph_reason", None)
@@ -192,18 +243,41 @@ def recording_backend(inner: Any, recorder: CompileRecorder) -> Callable[..., An
         if reason_obj is not None and getattr(reason_obj, "user_stack", None):
             top = reason_obj.user_stack[-1]
             user_frame = (str(top.filename), int(top.lineno or 0), str(top.name))
+        reason = str(getattr(reason_obj, "reason", "")) if reason_obj is not None else ""
+        compile_id = current_compile_id() or f"?/{len(recorder.graphs)}"
         info = CompiledGraphInfo(
-            compile_id=current_compile_id() or f"?/{len(recorder.graphs)}",
-            reason=str(getattr(reason_obj, "reason", "")) if reason_obj is not None else "",
+            compile_id=compile_id,
+            reason=reason,
             graph_break=bool(getattr(reason_obj, "graph_break", False)),
             user_frame=user_frame,
             after_first_call=recorder.first_call_done,
+            input_set=recorder.input_set,
+            dynamic_shapes=_has_symbolic_shapes(example_inputs),
         )
         with recorder._lock:
+            recorder.graphs = [g for g in recorder.graphs if g.compile_id != compile_id]
+            recorder.bytes_by_compile_id.pop(compile_id, None)
+            recorder.nodes_by_compile_id.pop(compile_id, None)
             recorder.graphs.append(info)
         return inner(gm, example_inputs, **kwargs)
 
     return perfguard_backend
+
+
+def _has_symbolic_shapes(example_inputs: Any) -> bool:
+    for value in example_inputs or ():
+        if isinstance(value, torch.SymInt):
+            return True
+        if isinstance(value, torch.Tensor) and any(isinstance(d, torch.SymInt)
+                                                   for d in value.shape):
+            return True
+    return False
+
+
+def is_bare_reason(reason: str) -> bool:
+    """dynamo's internal reason names (``step_unsupported``: a break inside a function it
+    could not resume in, reported at the user's call site) say nothing to a user."""
+    return not reason.strip() or reason.strip().replace("_", "").isalnum()
 
 
 class _InductorMetricsHandler(logging.Handler):
@@ -219,10 +293,52 @@ class _InductorMetricsHandler(logging.Handler):
         if not isinstance(payload, dict) or "num_bytes_accessed" not in payload:
             return
         compile_id = current_compile_id() or "?"
+        nodes = [_node_bytes(node, elements) for node, elements in payload.get("nodes_num_elem", [])]
         with self.recorder._lock:
             self.recorder.bytes_by_compile_id[compile_id] = self.recorder.bytes_by_compile_id.get(
                 compile_id, 0
             ) + int(payload["num_bytes_accessed"])
+            self.recorder.nodes_by_compile_id.setdefault(compile_id, []).extend(nodes)
+
+
+def _node_bytes(node: Any, elements: int) -> NodeBytes:
+    """Describe one inductor scheduler node (``BaseSchedulerNode``): its bytes as
+    ``GraphLowering.count_bytes`` counts them (``get_read_write_buffers_sizes()``; the log
+    carries them divided by 4), the extern kernel it calls, the aten ops it came from
+    (``origins`` of its IR nodes) and the buffers it reads and writes (torch 2.11-2.13)."""
+    try:
+        size = int(node.get_read_write_buffers_sizes())
+    except Exception:
+        size = int(elements) * 4
+    kernel = "generated"
+    ops: set[str] = set()
+    reads: list[str] = []
+    writes: list[str] = []
+    try:
+        kernel = str(getattr(node.node, "python_kernel_name", None) or "generated")
+    except Exception:
+        pass
+    try:
+        for sub in node.get_nodes():
+            for origin in getattr(sub.node, "origins", None) or ():
+                if getattr(origin, "op", "") == "call_function":
+                    ops.add(_short_op(origin.target))
+    except Exception:
+        pass
+    try:
+        reads = sorted({dep.name for dep in node.read_writes.reads})
+        writes = sorted({dep.name for dep in node.read_writes.writes})
+    except Exception:
+        pass
+    return NodeBytes(kernel=kernel, bytes=size, ops=sorted(ops), reads=reads, writes=writes)
+
+
+def _short_op(target: Any) -> str:
+    """``aten.convolution.default`` -> ``convolution``; other callables by ``__name__``."""
+    packet = getattr(target, "overloadpacket", None)
+    if packet is not None:
+        return str(getattr(packet, "__name__", packet))
+    return str(getattr(target, "__name__", target))
 
 
 #: ``torch._inductor.compile_fx`` calls ``GraphLowering.count_bytes()`` only when this
@@ -524,3 +640,74 @@ except ImportError as exc:  # pragma: no cover - present in every supported torc
     raise ImportError(f"perfguard needs torch.utils._python_dispatch/_pytree: {exc}") from exc
 
 __all__ = ["CompileRecorder", "TorchDispatchMode", "Unavailable", "classify_op", "tree_flatten"]
+# Walking outputs and inputs; state a call changes
+# --------------------------------------------------------------------------------------
+
+
+def pytree_children(value: Any) -> list[tuple[str, str, Any]] | None:
+    """(path suffix, key name, child) for a container registered with torch's pytree
+    (tuples, lists, dicts, namedtuples, ``torch.return_types``, transformers'
+    ``ModelOutput`` and whatever else a library registered); None for anything else.
+
+    ``torch.utils._pytree`` is private: ``_get_node_type``, ``SUPPORTED_NODES`` and
+    ``NodeDef.flatten_with_keys_fn`` / ``flatten_fn`` (torch 2.2-2.13). Without them the
+    caller walks plain tuples, lists and dicts itself.
+    """
+    try:
+        import torch.utils._pytree as pytree
+
+        node_def = pytree.SUPPORTED_NODES.get(pytree._get_node_type(value))
+    except Exception:
+        return None
+    if node_def is None:
+        return None
+    try:
+        with_keys = getattr(node_def, "flatten_with_keys_fn", None)
+        if with_keys is not None:
+            pairs, _ = with_keys(value)
+            return [(str(key), _key_name(key), child) for key, child in pairs]
+        flat, _ = node_def.flatten_fn(value)
+        return [(f"[{i}]", str(i), child) for i, child in enumerate(flat)]
+    except Exception:
+        return None
+
+
+def _key_name(key: Any) -> str:
+    """The bare name of a pytree key: ``MappingKey.key``, ``GetAttrKey.name``,
+    ``SequenceKey.idx``."""
+    for attribute in ("key", "name", "idx"):
+        if hasattr(key, attribute):
+            return str(getattr(key, attribute))
+    return str(key)
+
+
+def tensor_version(tensor: torch.Tensor) -> int:
+    """The tensor's version counter (``Tensor._version``): in-place changes bump it."""
+    return int(tensor._version)
+
+
+def random_ops_called(fn: Callable[[], Any]) -> list[str]:
+    """Run ``fn`` and name the random ops it called: aten ops tagged
+    ``torch.Tag.nondeterministic_seeded`` (dropout, bernoulli, rand, ...), seen by a
+    ``TorchDispatchMode`` (``torch.utils._python_dispatch``, private; torch 2.0-2.13).
+    Raises :class:`Unavailable` where that is missing."""
+    try:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        seeded = torch.Tag.nondeterministic_seeded
+    except (ImportError, AttributeError) as exc:
+        raise Unavailable(f"cannot watch for random ops in this torch: {exc}") from exc
+    found: list[str] = []
+
+    class _RandomOps(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            if seeded in getattr(func, "tags", ()):
+                name = str(func.overloadpacket.__name__)
+                if name not in found:
+                    found.append(name)
+            return func(*args, **(kwargs or {}))
+
+    with _RandomOps():
+        fn()
+    return found

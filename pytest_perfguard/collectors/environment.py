@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..record import Environment
+from ..record import FINGERPRINT_VERSION, Environment
 from ._torch_private import cpu_capability, inductor_settings
 
 
@@ -21,10 +21,10 @@ def triton_version() -> str:
 
 
 def device_name(device: torch.device) -> str:
+    """The device as keyed: the GPU's name, else the device type. The CPU's ISA level is
+    recorded apart (``Environment.cpu_isa``) and not keyed."""
     if device.type == "cuda":
         return str(torch.cuda.get_device_name(device))
-    if device.type == "cpu":
-        return f"cpu ({cpu_capability()})"
     return device.type
 
 
@@ -36,7 +36,11 @@ def fingerprint(
     dynamic: bool | None,
     fullgraph: bool,
     mode_config: dict[str, Any] | None = None,
+    compile_options: dict[str, Any] | None = None,
 ) -> Environment:
+    """What this measurement depends on. ``mode_config`` is the compiler wrapper's config
+    (the mode's patches and the compile options applied); the options are also kept on
+    their own, as the test gave them."""
     python = ".".join(platform.python_version_tuple()[:2])
     return Environment(
         python=python,
@@ -49,4 +53,7 @@ def fingerprint(
         dynamic=repr(dynamic),
         fullgraph=fullgraph,
         inductor=inductor_settings(mode_config) if backend == "inductor" else {},
+        compile_options={str(k): repr(v) for k, v in sorted((compile_options or {}).items())},
+        cpu_isa=cpu_capability() if device.type == "cpu" else "",
+        fingerprint=FINGERPRINT_VERSION,
     )

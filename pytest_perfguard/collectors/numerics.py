@@ -1,15 +1,26 @@
-"""Compare compiled outputs with eager outputs, with tolerances by dtype."""
+"""Compare compiled outputs with eager outputs, with tolerances by dtype.
+
+A model may return anything: a tensor, containers of tensors, a transformers
+``ModelOutput``, a KV cache object (``DynamicCache``), or objects of its own that hold
+tensors. :func:`flatten` walks all of it and keeps every tensor and number it reaches,
+each under a path (``output['cache'].layers[0].keys``); whatever it cannot or should not
+compare is listed with the reason, and no output type ever makes the check fail.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
-from collections.abc import Iterator
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from ..record import Numerics
+from ._torch_private import pytree_children
 
 #: (rtol, atol) by dtype: inductor reorders and fuses arithmetic, so bit-exactness is not
 #: expected; these are a little looser than torch.testing's defaults.
@@ -20,74 +31,235 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.bfloat16: (1.6e-2, 1e-2),
 }
 
+#: How deep the walk goes into objects that are not containers (a cache holds layers that
+#: hold tensors: 2 levels). Deeper objects are listed as skipped, never compared silently.
+MAX_OBJECT_DEPTH = 6
+#: How deep the walk goes in total (containers and objects).
+MAX_DEPTH = 32
+
+#: Values that describe data rather than hold it: ignored, neither compared nor listed.
+_METADATA_TYPES: tuple[type, ...] = (
+    str, bytes, torch.device, torch.dtype, torch.layout, torch.memory_format, type,
+    enum.Enum, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+    types.ModuleType, torch.Generator,
+)
+
 
 class NumericsMismatch(AssertionError):
     """Compiled output differs from eager output beyond tolerance."""
 
 
-def iter_tensors(value: Any, path: str = "output") -> Iterator[tuple[str, Any]]:
-    """Yield (path, leaf) for tensors and numbers in nested outputs.
+@dataclass
+class Flattened:
+    """Every tensor and number of one output, by path, and what was left out and why."""
 
-    Handles tensors, tuples/lists (namedtuples too), dicts, dataclasses and None.
+    #: (path, leaf): tensors (detached copies when flattened with ``copy=True``) and numbers.
+    leaves: list[tuple[str, Any]] = field(default_factory=list)
+    #: "path: why it was not compared".
+    skipped: list[str] = field(default_factory=list)
+
+    def extend(self, other: Flattened) -> None:
+        self.leaves += other.leaves
+        self.skipped += other.skipped
+
+
+def flatten(
+    value: Any,
+    root: str = "output",
+    *,
+    exclude: Sequence[str] = (),
+    copy: bool = False,
+) -> Flattened:
+    """Walk ``value`` and collect its tensors and numbers.
+
+    Order of the rules: tensors and numbers are leaves; ``None`` and metadata (strings,
+    devices, dtypes, functions, enums) are ignored; an ``nn.Module`` is skipped (its
+    parameters are state, not output); containers registered with torch's pytree (tuples,
+    lists, dicts, namedtuples, transformers' ``ModelOutput``, ...) by their keys;
+    dataclasses by field; other mappings and sequences by key and index; any other object
+    by its attributes (``__dict__``, ``__slots__``), in name order. Objects seen again
+    further down (cycles) and walks deeper than :data:`MAX_OBJECT_DEPTH` objects are
+    skipped with the reason.
+
+    ``exclude`` entries are key or attribute names matched at any depth (``"cache"``,
+    ``"past_key_values"``) or whole paths as printed (``"output['cache']"``).
+    ``copy=True`` keeps detached copies of the tensors, safe from later in-place changes.
     """
-    if isinstance(value, torch.Tensor):
-        yield path, value
-    elif isinstance(value, (bool, int, float, complex)):
-        yield path, value
-    elif value is None or isinstance(value, (str, bytes)):
+    out = Flattened()
+    names = {e for e in exclude if not _looks_like_path(e, root)}
+    paths = {e for e in exclude if _looks_like_path(e, root)}
+    _walk(value, root, out, names=names, paths=paths, copy=copy, depth=0, object_depth=0,
+          on_path=set())
+    return out
+
+
+def iter_tensors(value: Any, path: str = "output") -> Iterator[tuple[str, Any]]:
+    """Yield (path, leaf) for every tensor and number reachable in ``value`` (no copies)."""
+    yield from flatten(value, path).leaves
+
+
+def _looks_like_path(entry: str, root: str) -> bool:
+    return entry.startswith(root) and entry != root and entry[len(root)] in "[."
+
+
+def _walk(
+    value: Any,
+    path: str,
+    out: Flattened,
+    *,
+    names: set[str],
+    paths: set[str],
+    copy: bool,
+    depth: int,
+    object_depth: int,
+    on_path: set[int],
+) -> None:
+    if path in paths:
+        out.skipped.append(f"{path}: excluded by numerics_exclude")
         return
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from iter_tensors(item, f"{path}[{key!r}]")
-    elif isinstance(value, (tuple, list)):
-        for index, item in enumerate(value):
-            yield from iter_tensors(item, f"{path}[{index}]")
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            yield from iter_tensors(getattr(value, f.name), f"{path}.{f.name}")
-    else:
-        raise TypeError(
-            f"perfguard cannot compare {path} of type {type(value).__name__}: return tensors, "
-            "numbers, or tuples/lists/dicts/dataclasses of them"
-        )
+    if isinstance(value, torch.Tensor):
+        if copy:
+            try:
+                value = value.detach().clone()
+            except Exception as exc:  # a tensor subclass that cannot be copied
+                out.skipped.append(f"{path}: {type(value).__name__} could not be copied ({exc})")
+                return
+        out.leaves.append((path, value))
+        return
+    if isinstance(value, (bool, int, float, complex)):
+        out.leaves.append((path, value))
+        return
+    if value is None or isinstance(value, _METADATA_TYPES):
+        return
+    if isinstance(value, torch.nn.Module):
+        out.skipped.append(f"{path}: {type(value).__name__} is a module (its parameters are "
+                           "state, not output)")
+        return
+    if depth >= MAX_DEPTH or object_depth > MAX_OBJECT_DEPTH:
+        out.skipped.append(f"{path}: {type(value).__name__} nested deeper than perfguard walks")
+        return
+    if id(value) in on_path:
+        out.skipped.append(f"{path}: {type(value).__name__} refers back to an enclosing object")
+        return
+
+    found = _children(value, out, path)
+    if found is None:
+        return
+    children, is_object = found
+    on_path.add(id(value))
+    try:
+        for suffix, name, child in children:
+            if name in names:
+                out.skipped.append(f"{path}{suffix}: excluded by numerics_exclude")
+                continue
+            _walk(child, f"{path}{suffix}", out, names=names, paths=paths, copy=copy,
+                  depth=depth + 1, object_depth=object_depth + int(is_object), on_path=on_path)
+    finally:
+        on_path.discard(id(value))
+
+
+def _children(
+    value: Any, out: Flattened, path: str
+) -> tuple[list[tuple[str, str, Any]], bool] | None:
+    """(path suffix, key name, child) for each child of a container or object, and whether
+    it is a plain object (not a container); None when the value cannot be walked (the
+    reason is recorded)."""
+    registered = pytree_children(value)
+    if registered is not None:
+        return registered, False
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [(f".{f.name}", f.name, getattr(value, f.name, None))
+                for f in dataclasses.fields(value)], False
+    if isinstance(value, Mapping):
+        try:
+            return [(f"[{k!r}]", str(k), v) for k, v in value.items()], False
+        except Exception as exc:
+            out.skipped.append(f"{path}: {type(value).__name__} could not be iterated ({exc})")
+            return None
+    if isinstance(value, Sequence):
+        return [(f"[{i}]", str(i), v) for i, v in enumerate(value)], False
+    attributes = _attributes(value)
+    if attributes is None:
+        out.skipped.append(f"{path}: {type(value).__module__}.{type(value).__qualname__} holds "
+                           "no attributes perfguard can read (not a tensor, number, container "
+                           "or Python object)")
+        return None
+    children = []
+    for name in attributes:
+        try:
+            child = getattr(value, name)
+        except Exception as exc:
+            out.skipped.append(f"{path}.{name}: could not be read ({type(exc).__name__}: {exc})")
+            continue
+        children.append((f".{name}", name, child))
+    return children, True
+
+
+def _attributes(value: Any) -> list[str] | None:
+    """Instance attribute names in name order (``__dict__`` and ``__slots__``), or None."""
+    found: set[str] = set()
+    has_any = False
+    instance_dict = getattr(value, "__dict__", None)
+    if isinstance(instance_dict, dict):
+        has_any = True
+        found.update(k for k in instance_dict if isinstance(k, str))
+    for cls in type(value).__mro__:
+        slots = cls.__dict__.get("__slots__")
+        if slots is None:
+            continue
+        has_any = True
+        for name in [slots] if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and hasattr(value, name):
+                found.add(name)
+    if not has_any:
+        return None
+    return sorted(n for n in found if not (n.startswith("__") and n.endswith("__")))
 
 
 def check(
-    eager: Any,
-    compiled: Any,
+    eager: Flattened,
+    compiled: Flattened,
     *,
     rtol: float | None = None,
     atol: float | None = None,
 ) -> Numerics:
-    """Compare two outputs. Returns the record; ``ok`` is False on a mismatch."""
-    eager_leaves = list(iter_tensors(eager))
-    compiled_leaves = list(iter_tensors(compiled))
-    if [p for p, _ in eager_leaves] != [p for p, _ in compiled_leaves]:
+    """Compare two flattened outputs. Returns the record; ``ok`` is False on a mismatch."""
+    skipped = sorted(set(eager.skipped) | set(compiled.skipped))
+    eager_leaves, compiled_leaves = eager.leaves, compiled.leaves
+    eager_paths = [p for p, _ in eager_leaves]
+    compiled_paths = [p for p, _ in compiled_leaves]
+    if sorted(eager_paths) != sorted(compiled_paths):
+        only_eager = sorted(set(eager_paths) - set(compiled_paths))
+        only_compiled = sorted(set(compiled_paths) - set(eager_paths))
         return Numerics(
-            checked=True,
-            ok=False,
-            where="structure",
+            checked=True, ok=False, where="structure", skipped=skipped,
             message=(
-                "compiled output has a different structure from eager output: "
-                f"eager {[p for p, _ in eager_leaves]} vs compiled {[p for p, _ in compiled_leaves]}"
+                "compiled output has a different structure from eager output: only in eager "
+                f"{only_eager[:5]}, only in compiled {only_compiled[:5]}"
             ),
         )
-    worst: tuple[float, float, str, float, float, bool] | None = None  # excess, abs, where, ...
+    compiled_by_path = dict(compiled_leaves)
+    worst: tuple[float, float, str, float, float] | None = None  # excess, abs, where, e, c
     used_rtol = used_atol = 0.0
-    for (path, e), (_, c) in zip(eager_leaves, compiled_leaves, strict=True):
-        if not isinstance(e, torch.Tensor):
+    for path, e in eager_leaves:
+        c = compiled_by_path[path]
+        if not isinstance(e, torch.Tensor) or not isinstance(c, torch.Tensor):
+            if isinstance(e, torch.Tensor) or isinstance(c, torch.Tensor):
+                return Numerics(checked=True, ok=False, where=path, skipped=skipped,
+                                message=f"{path}: eager {type(e).__name__}, compiled "
+                                        f"{type(c).__name__}")
             if isinstance(e, float) or isinstance(c, float):
                 if not math.isclose(float(e), float(c), rel_tol=1e-5, abs_tol=1e-6):
                     excess = abs(float(e) - float(c))
                     if worst is None or excess > worst[0]:
-                        worst = (excess, excess, path, float(e), float(c), False)
+                        worst = (excess, excess, path, float(e), float(c))
             elif e != c:
-                return Numerics(checked=True, ok=False, where=path,
+                return Numerics(checked=True, ok=False, where=path, skipped=skipped,
                                 message=f"{path}: eager {e!r}, compiled {c!r}")
             continue
         if e.shape != c.shape or e.dtype != c.dtype:
             return Numerics(
-                checked=True, ok=False, where=path,
+                checked=True, ok=False, where=path, skipped=skipped,
                 message=(f"{path}: eager {tuple(e.shape)} {e.dtype}, "
                          f"compiled {tuple(c.shape)} {c.dtype}"),
             )
@@ -105,6 +277,7 @@ def check(
             if bool(mismatch.any()):
                 index = tuple(int(i) for i in mismatch.nonzero()[0])
                 return Numerics(checked=True, ok=False, where=f"{path}{list(index)}",
+                                skipped=skipped,
                                 message=(f"{path} element {index}: eager {e_d[index].item()}, "
                                          f"compiled {c_d[index].item()}"))
             continue
@@ -118,10 +291,11 @@ def check(
         max_excess = float(over.reshape(-1)[flat_index])
         if worst is None or max_excess > worst[0]:
             worst = (max_excess, float(diff.reshape(-1)[flat_index]), f"{path}{list(index)}",
-                     float(e_d.reshape(-1)[flat_index]), float(c_d.reshape(-1)[flat_index]), True)
+                     float(e_d.reshape(-1)[flat_index]), float(c_d.reshape(-1)[flat_index]))
     if worst is None:
-        return Numerics(checked=True, ok=True, max_abs_error=0.0, atol=used_atol, rtol=used_rtol)
-    excess_value, abs_error, where, eager_value, compiled_value, _ = worst
+        return Numerics(checked=True, ok=True, max_abs_error=0.0, atol=used_atol, rtol=used_rtol,
+                        skipped=skipped)
+    excess_value, abs_error, where, eager_value, compiled_value = worst
     # JSON holds finite numbers only (results.json and the baseline are validated): an error
     # with no finite size (against an eager 0, or a NaN where eager had a number) is None,
     # and the message says where it is.
@@ -134,5 +308,5 @@ def check(
         f"abs error {abs_error:.3g} (rtol {used_rtol:g}, atol {used_atol:g})"
     )
     return Numerics(checked=True, ok=ok, max_abs_error=abs_error if finite else None,
-                    max_rel_error=rel_error,
-                    where=where, atol=used_atol, rtol=used_rtol, message=message)
+                    max_rel_error=rel_error, where=where, atol=used_atol, rtol=used_rtol,
+                    message=message, skipped=skipped)
