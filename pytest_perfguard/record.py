@@ -447,6 +447,7 @@ _OPTIONAL_FIELDS: tuple[tuple[str, ...], ...] = (
     ("compiled", "bytes_breakdown"),
     ("environment", "compile_options"),
     ("environment", "cpu_isa"),
+    ("environment", "extra"),
 )
 
 
