@@ -266,3 +266,20 @@ def test_burst(monkeypatch):
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_user_workflow_caches_perfguards_compile_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workflow users copy restores the folder perfguard compiles in by default, and no
+    step points TORCHINDUCTOR_CACHE_DIR elsewhere (which would take precedence over it)."""
+    yaml = pytest.importorskip("yaml", reason="reading the workflow needs PyYAML")
+    from pytest_perfguard.collectors._torch_private import perfguard_cache_dir
+
+    workflow = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "perfguard.yml"
+    cpu = yaml.safe_load(workflow.read_text(encoding="utf-8"))["jobs"]["cpu"]
+    caches = [s for s in cpu["steps"] if str(s.get("uses", "")).startswith("actions/cache@")]
+    cached = {p.strip() for s in caches for p in s["with"]["path"].splitlines() if p.strip()}
+    assert "~/.cache/perfguard" in cached
+    assert not any("TORCHINDUCTOR_CACHE_DIR" in str(s.get("run", "")) for s in cpu["steps"])
+    monkeypatch.delenv("PERFGUARD_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert perfguard_cache_dir() == (Path.home() / ".cache" / "perfguard" / "inductor").resolve()
