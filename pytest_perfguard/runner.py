@@ -400,7 +400,7 @@ def _count_eager_bytes_and_flops(call: _Call, record: ModeRecord) -> None:
 UNGATED_CALLS = 5
 UNGATED_BUDGET_S = 0.1
 #: ... and while a mode has no clean call yet (a burst of load), up to this long.
-UNGATED_MAX_S = 1.0
+UNGATED_MAX_S = 0.3
 #: Wall time gated: ``repeats`` clean calls per mode; stalled calls (see
 #: ``collectors/cpu_wait.py``) are retaken for up to this long beyond the first ``repeats``
 #: pairs, to wait out a burst of load on the machine.
