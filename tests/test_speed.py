@@ -173,21 +173,39 @@ class MLP(torch.nn.Module):
 
 
 def plain_medians(model, x, calls=200):
-    \"\"\"The median of plain calls, eager and compiled, as a user would time them.\"\"\"
+    \"\"\"The median of plain calls, eager and compiled, as a user would time them.
+
+    If most of them stalled (the machine stayed saturated by other processes, e.g. a
+    parallel test run compiling on every core), no timing can be compared: skip.
+    \"\"\"
+    from pytest_perfguard.collectors.cpu_wait import RunQueueWait, stalled
+
+    waits = RunQueueWait()
     compiled = torch.compile(model)
-    medians = []
+    medians, stalls = [], 0
     with torch.no_grad():
         for fn in (model, compiled):
             for _ in range(3):
                 fn(x)
             samples = []
             for _ in range(calls):
+                waited = waits.seconds()
                 start = time.perf_counter()
                 fn(x)
                 samples.append(time.perf_counter() - start)
+                stalls += waits.available and stalled(samples[-1], waits.seconds() - waited)
             medians.append(statistics.median(samples))
+    if stalls > calls:
+        pytest.skip(f"{stalls} of {2 * calls} plain calls stalled: the machine is saturated")
     return medians
 """
+
+
+def assert_passed_unless_saturated(result: pytest.RunResult) -> None:
+    outcomes = result.parseoutcomes()
+    if outcomes.get("skipped"):
+        pytest.skip("the machine was saturated by other processes: " + result.stdout.str()[-300:])
+    result.assert_outcomes(passed=1)
 
 
 def test_measured_time_agrees_with_plain_timing(
@@ -211,8 +229,8 @@ def test_mlp(perfguard):
     assert result.compiled.time.median < 3 * compiled, (result.compiled.time.samples, compiled)
 """
     )
-    result = pytester.runpytest("--perfguard", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+    result = pytester.runpytest("--perfguard", "-p", "no:cacheprovider", "-rs")
+    assert_passed_unless_saturated(result)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir() or len(os.sched_getaffinity(0)) < 2,
@@ -264,8 +282,8 @@ def test_burst(monkeypatch):
     assert result.compiled.time.median < 3 * compiled, (result.compiled.time.samples, compiled)
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
+    assert_passed_unless_saturated(result)
 
 
 def test_user_workflow_caches_perfguards_compile_cache(monkeypatch: pytest.MonkeyPatch) -> None:
