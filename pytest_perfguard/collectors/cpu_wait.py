@@ -5,7 +5,8 @@ run each parallel region on a team of OpenMP threads, one per core, and a region
 every thread of the team has run. While anything else is runnable on the machine (another
 process, a compile, a second xdist worker), a team member sits in the run queue and the whole
 call waits a scheduler time slice for it: a 0.12 ms MLP call then takes 40-100 ms, in eager and
-compiled mode alike. That is what made the first measured test of a run record ~40 ms a call.
+compiled mode alike, the symptom of the ~40 ms "first measured test" timings (reproduced here
+whenever another process ran; never with the process alone on the machine, cold or warm).
 
 Linux counts, per thread, the time spent runnable but not running (``run_delay``, the second
 field of ``/proc/<pid>/task/<tid>/schedstat``, in nanoseconds). Summed over this process's
