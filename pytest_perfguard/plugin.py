@@ -183,7 +183,7 @@ class Profiler:
             trace_dir = session.report_dir / "traces" / trace_folder_name(nodeid, chosen.name)
         measurement = measure(
             model, args, dict(kwargs or {}), chosen, test_id=nodeid,
-            profile=session.settings.active, trace_dir=trace_dir,
+            profile=session.settings.active, trace_dir=trace_dir, gate_time=self._rules.time,
         )
         if session.settings.active:
             if session.environment_extra:

@@ -31,9 +31,10 @@ class SettingError(ValueError):
 
 
 def _setting(default: Any, help: str, *, minimum: float | None = 0, maximum: float | None = None,
-             flag: str | None = None, cli: bool = True) -> Any:
+             flag: str | None = None, cli: bool = True, expects: str | None = None) -> Any:
     """A dataclass field with the metadata the generators read."""
-    meta = {"help": help, "minimum": minimum, "maximum": maximum, "flag": flag, "cli": cli}
+    meta = {"help": help, "minimum": minimum, "maximum": maximum, "flag": flag, "cli": cli,
+            "expects": expects}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -130,7 +131,8 @@ class ProfileOptions:
         None, "with train=True: output -> the scalar tensor to backpropagate (default: the "
         "output's loss, a scalar output, else every output that requires grad, with ones)")
     numerics_exclude: Sequence[str] = _setting(
-        (), "output names (at any depth) or paths left out of the numerics check")
+        (), "output names (at any depth) or paths left out of the numerics check",
+        expects="a list of output names or paths, e.g. numerics_exclude=['past_key_values']")
     compile_options: dict[str, Any] | None = _setting(
         None, "passed to torch.compile(options=...), e.g. {'freezing': True}")
     inputs: Sequence[Any] | None = _setting(
@@ -228,9 +230,10 @@ def coerce(f: dataclasses.Field[Any], hint: Any, value: Any, *, from_text: bool)
         return value
     if origin is collections.abc.Sequence:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ValueError(f"must be a list, got {value!r}")
+            raise ValueError(f"must be {f.metadata.get('expects') or 'a list'}, got {value!r}")
         if args == (str,) and not all(isinstance(v, str) and v for v in value):
-            raise ValueError(f"must be a list of non-empty strings, got {value!r}")
+            raise ValueError(f"must be {f.metadata.get('expects') or 'a list of non-empty strings'}"
+                             f", got {value!r}")
         return tuple(value) if args == (str,) else list(value)
     return value  # a type the generators do not know: taken as given
 

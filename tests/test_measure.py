@@ -129,9 +129,10 @@ def test_gated(perfguard):
 
 def test_recompiles_are_counted(pytester: pytest.Pytester) -> None:
     """A Python int attribute changed in forward is baked into the graph: every later call
-    fails its guard and recompiles. perfguard makes 2 warm-up calls per mode, one profiled
-    call and ``repeats`` timed calls after the first compiled call: with warmup=1 and
-    repeats=2 that is 3 calls after the first, so 3 recompiles."""
+    fails its guard and recompiles. Recompiles are counted over the calls after the first
+    that do not depend on the time budget: ``warmup - 1`` warm-up calls and one profiled
+    call. With warmup=3 that is 3 calls after the first, so 3 recompiles, whatever the
+    number of timed calls (repeats=2 here)."""
     pytester.makepyfile(
         """
 import torch
@@ -146,7 +147,7 @@ class Counter(torch.nn.Module):
         return x * self.step
 
 def test_counter(perfguard):
-    result = perfguard(Counter(), torch.randn(16), warmup=1, repeats=2, check_numerics=False)
+    result = perfguard(Counter(), torch.randn(16), warmup=3, repeats=2, check_numerics=False)
     assert result.compiled.recompiles == 3
 """
     )

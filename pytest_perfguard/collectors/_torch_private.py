@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,16 +69,77 @@ def inductor_settings(overrides: dict[str, Any] | None = None) -> dict[str, str]
     return settings
 
 
+#: Where perfguard's compiles keep inductor's caches unless the user chose a folder with
+#: TORCHINDUCTOR_CACHE_DIR: ``$PERFGUARD_CACHE_DIR``, else ``$XDG_CACHE_HOME/perfguard/inductor``
+#: (``~/.cache/perfguard/inductor``). Its own folder, not inductor's shared default
+#: ``/tmp/torchinductor_<user>``: a long-lived shared default folder, written by many
+#: processes and torch builds, gave heap-corruption aborts in torch 2.13's CPU build here.
+CACHE_DIR_ENV = "PERFGUARD_CACHE_DIR"
+
+
+def perfguard_cache_dir() -> Path:
+    """perfguard's own inductor cache folder (see :data:`CACHE_DIR_ENV`); a CI cache restores it."""
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return (Path(base) / "perfguard" / "inductor").resolve()
+
+
+def measurement_cache_dir() -> Path | None:
+    """The folder perfguard's compiles use, or None where the user's TORCHINDUCTOR_CACHE_DIR rules.
+
+    Inductor writes its default folder into TORCHINDUCTOR_CACHE_DIR the first time it
+    compiles (``torch._inductor.runtime.cache_dir_utils.cache_dir``, torch 2.11-2.13), so a
+    value equal to that default is inductor's own choice, not the user's.
+    """
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen:
+        try:
+            from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+            is_default = os.path.abspath(chosen) == os.path.abspath(default_cache_dir())
+        except ImportError:  # pragma: no cover - a torch without it: respect the variable
+            is_default = False
+        if not is_default:
+            return None
+    return perfguard_cache_dir()
+
+
+def cache_replays_bytes() -> bool:
+    """Whether an inductor cache hit replays the byte count we capture (see
+    :func:`capture_inductor_bytes`): ``torch._inductor.metrics.CachedMetricsHelper.apply_deltas``
+    with ``num_bytes_accessed`` among the replayed ``CachedMetricsDeltas`` (torch 2.11-2.13).
+    """
+    try:
+        from torch._inductor import metrics
+    except ImportError:  # pragma: no cover
+        return False
+    helper = getattr(metrics, "CachedMetricsHelper", None)
+    fields = getattr(metrics, "get_metric_fields", None)
+    if helper is None or not hasattr(helper, "apply_deltas") or fields is None:
+        return False
+    try:
+        return "num_bytes_accessed" in fields()
+    except Exception:  # pragma: no cover
+        return False
+
+
 @contextlib.contextmanager
 def measurement_compile_config() -> Iterator[list[str]]:
     """Config for compiles whose kernels and bytes perfguard measures.
 
     - ``torch._inductor.config.cpp.enable_kernel_profile``: inductor's generated C++ kernels
       then appear as profiler events (``graph_0_cpp_fused_...``); without it only extern
-      kernels would be visible on CPU.
-    - ``fx_graph_cache`` and functorch's ``enable_autograd_cache`` off: on a cache hit
-      inductor does not rerun ``GraphLowering.count_bytes()``, so bytes would be lost. The
-      C++/Triton code cache stays on, so the cost of this is lowering and codegen only.
+      kernels would be visible on CPU. It is part of inductor's cache key, so perfguard's
+      cache entries never serve a user's ordinary compile, nor the reverse.
+    - The FX-graph and AOT-autograd caches stay as the user has them (on by default) when
+      a hit replays the byte count (:func:`cache_replays_bytes`); in a torch where it does
+      not, they are turned off, since a hit would lose the bytes.
+    - TORCHINDUCTOR_CACHE_DIR points at :func:`measurement_cache_dir` while perfguard
+      compiles, unless the user set it. Inductor reads it on every cache access, and a
+      damaged FX-graph or AOT-autograd entry (truncated, garbage) is a warning and a miss
+      in torch 2.13, never a crash.
 
     Yields the names of settings this torch version lacked (for the record).
     """
@@ -88,18 +151,36 @@ def measurement_compile_config() -> Iterator[list[str]]:
         patches["cpp.enable_kernel_profile"] = True
     else:
         missing.append("cpp.enable_kernel_profile")
-    if hasattr(inductor_config, "fx_graph_cache"):
+    replay = cache_replays_bytes()
+    if not replay and hasattr(inductor_config, "fx_graph_cache"):
         patches["fx_graph_cache"] = False
+    folder = measurement_cache_dir()
     with contextlib.ExitStack() as stack:
         stack.enter_context(inductor_config.patch(patches))
-        try:
-            import torch._functorch.config as functorch_config
+        if not replay:
+            try:
+                import torch._functorch.config as functorch_config
 
-            if hasattr(functorch_config, "enable_autograd_cache"):
-                stack.enter_context(functorch_config.patch(enable_autograd_cache=False))
-        except ImportError:  # pragma: no cover
-            pass
+                if hasattr(functorch_config, "enable_autograd_cache"):
+                    stack.enter_context(functorch_config.patch(enable_autograd_cache=False))
+            except ImportError:  # pragma: no cover
+                pass
+        if folder is not None:
+            stack.enter_context(_environment_variable("TORCHINDUCTOR_CACHE_DIR", str(folder)))
         yield missing
+
+
+@contextlib.contextmanager
+def _environment_variable(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 # --------------------------------------------------------------------------------------
@@ -350,8 +431,15 @@ _METRICS_LOGGER = "torch._inductor.compile_fx.__inductor_metrics"
 def capture_inductor_bytes(recorder: CompileRecorder) -> Iterator[None]:
     """Enable inductor's per-graph byte count and capture it, without printing it.
 
-    We set the artifact logger's level directly instead of ``torch._logging.set_logs``,
-    which would replace the user's whole logging configuration (TORCH_LOGS).
+    A compiled graph's bytes arrive one of two ways, per graph (forward and backward):
+    - compiled here (a cache miss): the "Graph Metrics" record of the ``inductor_metrics``
+      artifact log. We set that logger's level directly instead of ``torch._logging.set_logs``,
+      which would replace the user's whole logging configuration (TORCH_LOGS).
+    - loaded from the FX-graph or AOT-autograd cache (a hit): no record is logged; inductor
+      adds the ``CachedMetricsDeltas`` stored with the entry to its global counters through
+      ``CachedMetricsHelper.apply_deltas`` (``torch/_inductor/codecache.py``), which we wrap
+      for the duration. Checked on torch 2.13: the hit replays the forward and backward
+      graphs' bytes one call each, under the same compile id as the miss logged them.
     """
     try:
         import torch._inductor.compile_fx as compile_fx  # noqa: F401  (registers the logger)
@@ -374,12 +462,46 @@ def capture_inductor_bytes(recorder: CompileRecorder) -> Iterator[None]:
     saved_handlers = list(logger.handlers)
     logger.handlers = [handler]
     try:
-        yield
+        with _capture_replayed_bytes(recorder):
+            yield
     finally:
         logger.handlers = saved_handlers
         logger.setLevel(old_level)
         logger.propagate = old_propagate
         logger.disabled = old_disabled
+
+
+@contextlib.contextmanager
+def _capture_replayed_bytes(recorder: CompileRecorder) -> Iterator[None]:
+    """Record the byte counts a cache hit replays (see :func:`capture_inductor_bytes`)."""
+    if not cache_replays_bytes():
+        yield  # measurement_compile_config turned the caches off: nothing is replayed
+        return
+    from torch._inductor import metrics
+
+    helper = metrics.CachedMetricsHelper
+    original = helper.__dict__["apply_deltas"]
+    apply = original.__func__ if isinstance(original, staticmethod) else original
+
+    def apply_deltas(delta: Any) -> None:
+        apply(delta)
+        replayed = int(getattr(delta, "num_bytes_accessed", 0) or 0)
+        compile_id = current_compile_id() or "?"
+        with recorder._lock:
+            if replayed == 0 and int(getattr(delta, "ir_nodes_pre_fusion", 0) or 0) > 0:
+                # A graph with IR nodes moves bytes: this entry was written by a compile
+                # that did not count them (not one of perfguard's).
+                recorder.bytes_unavailable = (
+                    "an inductor cache entry without a byte count was used for graph "
+                    f"{compile_id}; clear {measurement_cache_dir() or 'the inductor cache'}")
+            recorder.bytes_by_compile_id[compile_id] = (
+                recorder.bytes_by_compile_id.get(compile_id, 0) + replayed)
+
+    helper.apply_deltas = staticmethod(apply_deltas)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        helper.apply_deltas = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
