@@ -190,8 +190,16 @@ class _MeasurementV1:
 
 @functools.cache
 def adapter(cls: Any) -> TypeAdapter[Any]:
-    """The (cached) validator of one schema type; built on first use, not at import."""
-    return TypeAdapter(cls)
+    """The (cached) validator of one schema type; built on first use, not at import.
+
+    Forward references (``from __future__ import annotations``) are resolved in this
+    module's namespace, which imports every record type, not in whatever frame happened to
+    ask first: under pytest-xdist a first use from another module's frame left the adapter
+    "not fully defined" for the rest of the process.
+    """
+    built = TypeAdapter(cls)
+    built.rebuild(force=True, raise_errors=True, _types_namespace=dict(globals()))
+    return built
 
 
 def check_measurement(measurement: Measurement) -> None:

@@ -515,7 +515,7 @@ def test_chain(perfguard):
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
     pytester.runpytest("--perfguard-update", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     recorded = json.loads((pytester.path / ".perfguard/baseline.json").read_text())
-    labels = sorted(block["label"] for block in recorded["environments"].values())
+    labels = sorted(block["label"] for block in recorded["environments"])
     assert all(label.startswith("cpu (AVX2) · ") for label in labels), labels
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
     result = pytester.runpytest("--perfguard", "--perfguard-require-baseline", "-p",

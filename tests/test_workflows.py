@@ -220,7 +220,7 @@ def test_perfguard_project_dir_holds_a_baseline_for_the_pinned_environment() -> 
     working_directory = workflow["jobs"]["cpu"]["defaults"]["run"]["working-directory"]
     assert working_directory == "${{ env.PROJECT_DIR }}"
     baseline = json.loads((project / ".perfguard" / "baseline.json").read_text(encoding="utf-8"))
-    environments = [e["environment"] for e in baseline["environments"].values()]
+    environments = [e["environment"] for e in baseline["environments"]]  # schema 2: a list
     assert any(
         e["device"] == "cpu" and e["python"] == env["PYTHON_VERSION"]
         and e["torch"].split("+")[0] == env["TORCH_VERSION"]
