@@ -579,7 +579,7 @@ def test_zoo_records_a_baseline_and_gates_unchanged(
     update = pytester.runpytest("--perfguard-update", "-p", "no:cacheprovider")
     update.assert_outcomes(passed=ZOO_MEASUREMENTS)
     baseline = json.loads((pytester.path / ".perfguard/baseline.json").read_text())
-    recorded = sum(len(b["entries"]) for b in baseline["environments"].values())
+    recorded = sum(len(b["entries"]) for b in baseline["environments"])
     assert recorded == ZOO_MEASUREMENTS
     gate = pytester.runpytest("--perfguard", "--perfguard-require-baseline", "-p",
                               "no:cacheprovider")
