@@ -8,8 +8,7 @@ from ..reporting._format import count, human_bytes, human_seconds, percent
 from .metrics import field_of, is_timing
 
 
-def format_value(metric: str, value: float | None) -> str:
-    """A value in its metric's unit: exact counts, bytes with their binary size, seconds."""
+def _format(metric: str, value: float | None, *, short: bool) -> str:
     if value is None:
         return "n/a"
     name = field_of(metric)
@@ -18,23 +17,21 @@ def format_value(metric: str, value: float | None) -> str:
     if "utilisation" in name:
         return percent(value)
     if "bytes" in name or "memory" in name:
+        if short:
+            return human_bytes(value)
         return f"{count(value)} B ({human_bytes(value)})" if abs(value) >= 1024 else \
             f"{count(value)} B"
     return count(value)
 
 
+def format_value(metric: str, value: float | None) -> str:
+    """A value in its metric's unit: exact counts, bytes with their binary size, seconds."""
+    return _format(metric, value, short=False)
+
+
 def format_short(metric: str, value: float | None) -> str:
     """A compact value for a table cell or a chart label."""
-    if value is None:
-        return "n/a"
-    name = field_of(metric)
-    if name.startswith("time") or name.endswith("_seconds"):
-        return human_seconds(value)
-    if "utilisation" in name:
-        return percent(value)
-    if "bytes" in name or "memory" in name:
-        return human_bytes(value)
-    return count(value)
+    return _format(metric, value, short=True)
 
 
 def format_change(metric: str, old: float | None, new: float | None) -> str:

@@ -266,14 +266,9 @@ def _dedupe(steps: list[_chart.Step]) -> list[_chart.Step]:
 
 @lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pytest_perfguard.history", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    return env.get_template("history.html.j2")
+    from ..reporting.html import jinja_environment
+
+    return jinja_environment("pytest_perfguard.history").get_template("history.html.j2")
 
 
 # --- markdown -----------------------------------------------------------------------------

@@ -440,19 +440,24 @@ class HistoryStore:
         with self._guard("cannot read the history database"):
             return self._db.execute(query, params).fetchall()
 
+    @staticmethod
+    def _run_filter(where: list[str], params: list[Any], *, branch: str | None, clean: bool
+                    ) -> tuple[list[str], list[Any]]:
+        """SQL conditions on the run: only clean commits (not dirty, not "unknown"), one branch."""
+        if clean:
+            where.append("r.dirty = 0 AND r.commit_sha != 'unknown'")
+        if branch:
+            where.append("r.branch = ?")
+            params.append(branch)
+        return where, params
+
     def find_row(self, series: Series, *, branch: str | None = None, clean: bool = True,
                  value_not: float | None = None, after: Row | None = None,
                  oldest: bool = False) -> Row | None:
         """The newest (or ``oldest``) value of a series matching the conditions: from a
         clean commit, different from ``value_not``, recorded after the row ``after``.
         SQLite walks the runs by time and stops at the first match."""
-        where: list[str] = ["1"]
-        params: list[Any] = [series.id]
-        if clean:
-            where.append("r.dirty = 0 AND r.commit_sha != 'unknown'")
-        if branch:
-            where.append("r.branch = ?")
-            params.append(branch)
+        where, params = self._run_filter(["1"], [series.id], branch=branch, clean=clean)
         if value_not is not None:
             where.append("v.value != ?")
             params.append(value_not)
@@ -470,13 +475,8 @@ class HistoryStore:
     def count_rows(self, series: Series, *, since: Row | None = None,
                    branch: str | None = None, clean: bool = True) -> int:
         """How many values a series has (from ``since`` on)."""
-        where: list[str] = ["v.series = ?"]
-        params: list[Any] = [series.id]
-        if clean:
-            where.append("r.dirty = 0 AND r.commit_sha != 'unknown'")
-        if branch:
-            where.append("r.branch = ?")
-            params.append(branch)
+        where, params = self._run_filter(["v.series = ?"], [series.id], branch=branch,
+                                         clean=clean)
         if since is not None:
             where.append("(r.created, r.id) >= (?, ?)")
             params += [since[4], since[0]]

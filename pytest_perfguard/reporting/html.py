@@ -79,15 +79,21 @@ def render_html(
     )
 
 
-@lru_cache(maxsize=1)
-def _template() -> jinja2.Template:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pytest_perfguard.reporting", "templates"),
+def jinja_environment(package: str) -> jinja2.Environment:
+    """The one Jinja2 setup of every HTML page perfguard writes: autoescaping (user-controlled
+    test ids, kernel names and graph-break reasons cannot inject markup), strict undefined."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader(package, "templates"),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja_environment("pytest_perfguard.reporting")
     env.globals["table"] = _table
     return env.get_template("report.html.j2")
 
