@@ -103,7 +103,10 @@ def measurement_cache_dir() -> Path | None:
             is_default = False
         if not is_default:
             return None
-    return perfguard_cache_dir()
+    # One folder per CPU ISA level (ATEN_CPU_CAPABILITY): torch 2.13's FX-graph cache does not
+    # key on it, and a graph cached at AVX512 and loaded at AVX2 computed NaNs here
+    # (tests/test_real_models.py switches the level between runs).
+    return perfguard_cache_dir() / f"isa-{cpu_capability().lower()}"
 
 
 def cache_replays_bytes() -> bool:
