@@ -101,7 +101,8 @@ def test_cache_hit_miss_and_damaged_entries_measure_alike(
     runs: dict[str, tuple[dict, dict]] = {}
     for run in ("miss", "hit", "damaged"):
         if run == "damaged":
-            entries = [p for sub in ("fxgraph", "aotautograd") for p in (cache / sub).rglob("*")
+            # perfguard keeps one folder per CPU ISA level under its cache folder.
+            entries = [p for sub in ("fxgraph", "aotautograd") for p in cache.glob(f"isa-*/{sub}/**/*")
                        if p.is_file()]
             assert entries, "the first run wrote no cache entries"
             for entry in entries:
@@ -141,7 +142,7 @@ def test_chain(perfguard):
     )
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     pytester.runpytest("--perfguard", "-p", "no:cacheprovider").assert_outcomes(passed=1)
-    assert any((ours / "fxgraph").rglob("*")), "perfguard's cache folder got no FX-graph entry"
+    assert any(ours.glob("isa-*/fxgraph/**/*")), "perfguard's cache folder got no FX-graph entry"
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(theirs))
     pytester.runpytest("--perfguard", "-p", "no:cacheprovider").assert_outcomes(passed=1)
