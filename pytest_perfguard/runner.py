@@ -234,7 +234,13 @@ def find_device(model: Any, sets: list[InputSet]) -> torch.device:
         raise ValueError(f"perfguard: model and inputs are on more than one device: {where}")
     if not devices:
         return torch.device("cpu")
-    return torch.device(next(iter(devices)))
+    device = torch.device(next(iter(devices)))
+    if device.type == "meta":
+        raise ValueError(
+            f"perfguard: model and inputs are on the meta device ({devices['meta']}): meta "
+            "tensors have shapes but no data, so nothing can run or be measured; move them to "
+            "the CPU or a GPU (e.g. model.to_empty(device='cpu') and real inputs)")
+    return device
 
 
 def measure(

@@ -149,6 +149,9 @@ def test_warmup_zero(perfguard):
 
 def test_name_empty(perfguard):
     perfguard(torch.sin, torch.ones(2), name="")
+
+def test_meta_input(perfguard):
+    perfguard(torch.sin, torch.ones(2, device="meta"))
 """
 
 
@@ -157,7 +160,7 @@ def test_bad_markers_and_call_arguments_name_the_test_and_the_argument(
 ) -> None:
     pytester.makepyfile(test_bad=BAD_CALLS)
     result = pytester.runpytest("--perfguard")
-    result.assert_outcomes(failed=5, errors=2)
+    result.assert_outcomes(failed=6, errors=2)
     result.stdout.fnmatch_lines_random([
         "*@pytest.mark.perfguard on test_bad.py::test_marker_type: bytes_tolerance must be a "
         "number, got 'abc'*",
@@ -167,6 +170,8 @@ def test_bad_markers_and_call_arguments_name_the_test_and_the_argument(
         "*perfguard() in test_bad.py::test_kwargs_list: kwargs must be a dict*",
         "*perfguard() in test_bad.py::test_warmup_zero: warmup must be at least 1, got 0*",
         "*perfguard() in test_bad.py::test_name_empty: name must be a non-empty string*",
+        "*perfguard: model and inputs are on the meta device (input*): meta tensors have "
+        "shapes but no data*",
     ])
     assert "Traceback" not in result.stdout.str()
     assert "pytest_perfguard/" not in result.stdout.str()
