@@ -465,11 +465,6 @@ def run_scopes(args: list[str], invocation_dir: Path, rootpath: Path) -> list[st
     return scopes
 
 
-def in_scope(test_id: str, scopes: list[str]) -> bool:
-    """Whether a run with these scopes would have collected ``test_id``."""
-    return PruneScope(scopes, ()).covers(test_id)
-
-
 def _short_error(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):

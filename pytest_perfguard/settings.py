@@ -31,9 +31,9 @@ class SettingError(ValueError):
 
 
 def _setting(default: Any, help: str, *, minimum: float | None = 0, maximum: float | None = None,
-             flag: str | None = None, cli: bool = True, expects: str | None = None) -> Any:
+             flag: str | None = None, expects: str | None = None) -> Any:
     """A dataclass field with the metadata the generators read."""
-    meta = {"help": help, "minimum": minimum, "maximum": maximum, "flag": flag, "cli": cli,
+    meta = {"help": help, "minimum": minimum, "maximum": maximum, "flag": flag,
             "expects": expects}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -338,10 +338,6 @@ def resolve_pytest_settings(config: Any) -> tuple[SessionSettings, Rules]:
 MARKER_CLASSES = (Rules, ProfileOptions)
 
 
-def marker_keys() -> set[str]:
-    return {f.name for cls in MARKER_CLASSES for f in dataclasses.fields(cls)}
-
-
 def marker_help() -> str:
     """The ``perfguard`` marker's line for ``pytest --markers``, from the fields."""
     parts = []
@@ -403,11 +399,6 @@ def profile_options(values: Mapping[str, Any], source: str) -> ProfileOptions:
     return typing.cast(ProfileOptions, build(ProfileOptions, values, source))
 
 
-def describe_fields(cls: type) -> list[tuple[str, Any, str]]:
-    """(name, default, help) of each field, for documentation."""
-    return [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(cls)]
-
-
 __all__ = [
     "ProfileOptions",
     "Rules",
@@ -418,7 +409,6 @@ __all__ = [
     "build",
     "cli_rule_overrides",
     "marker_help",
-    "marker_keys",
     "profile_options",
     "resolve_pytest_settings",
     "split_marker",
