@@ -302,3 +302,43 @@ def test_user_workflow_caches_perfguards_compile_cache(monkeypatch: pytest.Monke
     monkeypatch.delenv("PERFGUARD_CACHE_DIR", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     assert perfguard_cache_dir() == (Path.home() / ".cache" / "perfguard" / "inductor").resolve()
+
+
+def test_profiled_kernels_load_one_precompiled_header(pytester: pytest.Pytester) -> None:
+    """With ``cpp.enable_kernel_profile`` each generated C++ kernel includes the profiler's
+    header ahead of inductor's prefix. perfguard precompiles both as one header, so g++
+    loads them instead of parsing the profiler's header for every kernel. A fresh temp
+    folder (where inductor keeps precompiled headers) shows that header built in this run,
+    and the kernel sources begin with exactly the includes it covers, in its order."""
+    from pytest_perfguard.collectors._torch_private import _PROFILED_KERNEL_INCLUDES
+
+    tmp, cache = pytester.path / "tmp", pytester.path / "cache"
+    tmp.mkdir()
+    pytester.makepyfile(
+        """
+import torch
+
+def test_chain(perfguard):
+    perfguard(lambda x: (x * 2 + 1).relu(), torch.randn(1024))
+"""
+    )
+    env = {"TMPDIR": str(tmp), "PERFGUARD_CACHE_DIR": str(cache)}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        mp.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+        result = pytester.runpytest_subprocess("--perfguard", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+    headers = list(tmp.glob("torchinductor_*/precompiled_headers"))
+    assert len(headers) == 1, headers
+    ours = headers[0] / "perfguard_profiled_kernel_prefix.h"
+    assert ours.read_text().splitlines()[1:] == [f"#include <{h}>" for h in _PROFILED_KERNEL_INCLUDES]
+    built = [h for h in headers[0].glob("*.h") if h.read_text().strip() == f"#include <{ours}>"]
+    assert built and all(h.with_name(h.name + ".gch").stat().st_size > 1_000_000 for h in built)
+
+    kernels = [p.read_text() for p in cache.rglob("*.main.cpp")]
+    assert kernels, "no C++ kernel was compiled"
+    for source in kernels:
+        includes = [ln for ln in source.splitlines() if ln.startswith("#include")]
+        assert includes[:2] == [f"#include <{h}>" for h in _PROFILED_KERNEL_INCLUDES]

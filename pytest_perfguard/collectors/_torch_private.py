@@ -170,7 +170,80 @@ def measurement_compile_config() -> Iterator[list[str]]:
                 pass
         if folder is not None:
             stack.enter_context(_environment_variable("TORCHINDUCTOR_CACHE_DIR", str(folder)))
+        if "cpp.enable_kernel_profile" in patches:
+            stack.enter_context(_kernel_profile_prefix_header())
         yield missing
+
+
+#: The header every C++ kernel compiled with ``cpp.enable_kernel_profile`` starts with
+#: (``torch/_inductor/codegen/cpp.py`` ``KernelGroup.codegen_group``, torch 2.11-2.13): the
+#: profiler's record-function handle, then inductor's usual prefix.
+_PROFILED_KERNEL_INCLUDES = (
+    "torch/csrc/inductor/aoti_runtime/utils.h",
+    "torch/csrc/inductor/cpp_prefix.h",
+)
+
+
+def _profiled_prefix_header(header_dir: str) -> str | None:
+    """A header including both :data:`_PROFILED_KERNEL_INCLUDES`, written once beside
+    inductor's precompiled headers; its absolute path (None if it cannot be written).
+
+    The path is part of the precompiled header's hash, so it must not depend on the run
+    (a per-run path cost a new 160 MB precompiled header, and seconds of g++, per run)."""
+    folder = Path(header_dir)
+    path = folder / "perfguard_profiled_kernel_prefix.h"
+    text = "#pragma once\n" + "".join(f"#include <{h}>\n" for h in _PROFILED_KERNEL_INCLUDES)
+    try:
+        if not path.is_file() or path.read_text() != text:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+            tmp.write_text(text)
+            os.replace(tmp, path)
+    except OSError:
+        return None
+    return str(path)
+
+
+@contextlib.contextmanager
+def _kernel_profile_prefix_header() -> Iterator[None]:
+    """Precompile the profiler's header along with inductor's kernel prefix.
+
+    Inductor precompiles ``cpp_prefix.h`` once (``config.cpp_cache_precompile_headers``,
+    ``codecache._get_cpp_prefix_header``) and every kernel's g++ run loads it. With
+    ``cpp.enable_kernel_profile`` each kernel also includes ``aoti_runtime/utils.h`` ahead
+    of the prefix, which the precompiled header does not cover: g++ parsed it again for
+    every kernel, ~0.4 s each on 2 cores, most of what a cold perfguard compile cost over a
+    plain one. While perfguard compiles, the precompiled prefix is a header including both
+    (same order as the kernel source, so the kernel's own includes are no-ops). The
+    generated code, its cache key and the kernels are unchanged; where the torch version
+    lacks the hook, or the header cannot be written, compiles simply stay slower.
+    """
+    try:
+        import torch._inductor.config as inductor_config
+        from torch._inductor import codecache
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    original = getattr(codecache, "_get_cpp_prefix_header", None)
+    header_dir = getattr(codecache, "_HEADER_DIR", None)
+    if (original is None or not isinstance(header_dir, str)
+            or not getattr(inductor_config, "cpp_cache_precompile_headers", False)):
+        yield
+        return
+    header = _profiled_prefix_header(header_dir)
+    if header is None:
+        yield
+        return
+
+    def prefix_header(device: str) -> str | None:
+        prefix = original(device)
+        return header if prefix == _PROFILED_KERNEL_INCLUDES[-1] else prefix
+
+    codecache._get_cpp_prefix_header = prefix_header
+    try:
+        yield
+    finally:
+        codecache._get_cpp_prefix_header = original
 
 
 @contextlib.contextmanager
