@@ -3,7 +3,8 @@
 1. The example project plus one compile-heavy test (a 4-block GPT training step), copied to
    a temporary folder, run as `pytest` and as `pytest --perfguard`, each side with its own
    inductor cache folder (plain: TORCHINDUCTOR_CACHE_DIR; perfguard: PERFGUARD_CACHE_DIR):
-   - cold: both cache folders emptied first (what a CI run without a restored cache pays);
+   - cold: both cache folders emptied first, inductor's precompiled headers included (what a
+     CI run on a fresh machine without a restored cache pays);
    - warm: caches kept (a CI run with its cache restored).
    Sides alternate in ABBA order (plain, perfguard, perfguard, plain, ...); each number is the best of
    ``--cold-samples`` / ``--warm-samples`` runs. Targets: warm <= 1.25x, cold <= 1.15x.
@@ -78,15 +79,22 @@ def deterministic(measurement: dict[str, Any]) -> dict[str, Any]:
     return {mode: {k: measurement[mode][k] for k in DETERMINISTIC} for mode in ("eager", "compiled")}
 
 
-def side_env(side: str, caches: Path) -> dict[str, str]:
+def side_env(side: str, folder: Path) -> dict[str, str]:
+    """The environment of one side, whose every compile cache lies under ``folder``.
+
+    TMPDIR is in there too: inductor keeps its precompiled headers under the temp folder
+    (``torchinductor_<user>/precompiled_headers``), so a cold run builds them again.
+    """
     env = {k: v for k, v in os.environ.items()
            if k not in ("TORCHINDUCTOR_CACHE_DIR", "PERFGUARD_CACHE_DIR", "PYTEST_ADDOPTS")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    (folder / "tmp").mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = str(folder / "tmp")
     if side == "plain":
-        env["TORCHINDUCTOR_CACHE_DIR"] = str(caches / "plain")
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(folder / "inductor")
     else:
         # As users run it: TORCHINDUCTOR_CACHE_DIR unset, perfguard compiles in its own folder.
-        env["PERFGUARD_CACHE_DIR"] = str(caches / "perfguard")
+        env["PERFGUARD_CACHE_DIR"] = str(folder / "inductor")
     return env
 
 
@@ -97,7 +105,8 @@ def run_pytest(side: str, project: Path, caches: Path) -> tuple[float, dict[str,
     if side == "perfguard":
         args.append("--perfguard")
     start = time.perf_counter()
-    proc = subprocess.run(args, cwd=project, env=side_env(side, caches), capture_output=True,
+    proc = subprocess.run(args, cwd=project, env=side_env(side, caches / side),
+                          capture_output=True,
                           text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
@@ -153,8 +162,7 @@ def deep_compile(work: Path) -> tuple[float, float, bool]:
     script.write_text(DEEP_SCRIPT)
     out = []
     for phase in ("cold", "warm"):
-        env = side_env("perfguard", work)
-        env["PERFGUARD_CACHE_DIR"] = str(cache)
+        env = side_env("perfguard", cache)
         proc = subprocess.run([sys.executable, str(script), str(ROOT), str(EXAMPLE)], env=env,
                               capture_output=True, text=True)
         if proc.returncode != 0:
@@ -175,9 +183,10 @@ def scaling() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from pytest_perfguard.collectors.bytes_eager import ByteCounter
+    from pytest_perfguard.collectors.events import rows_from_profiler
     from pytest_perfguard.collectors.kernels import count_cpu_kernels
 
-    print("blocks  events  kernels  walk (ms)  bytes pass (ms)  us per 1k events (walk)")
+    print("blocks  events  kernels  table + walk (ms)  bytes pass (ms)  us per 1k events (walk)")
     for blocks in (6, 12, 24):
         model = torch.nn.Sequential(*[GPTBlock() for _ in range(blocks)]).eval()
         x = torch.randn(2, 32, 64)
@@ -187,7 +196,7 @@ def scaling() -> None:
                 model(x)
             events = list(prof.events())
             start = time.perf_counter()
-            counted = count_cpu_kernels(events)
+            counted = count_cpu_kernels(rows_from_profiler(events))
             walk = time.perf_counter() - start
             bare_start = time.perf_counter()
             model(x)
