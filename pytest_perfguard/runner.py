@@ -295,7 +295,8 @@ def measure(
         shapes: list[ShapeRecord] = []
 
         codes: list[str] = []
-        with _compile_context(recorder, profile) as missing_config, \
+        cpp_wrapper = bool((options.compile_options or {}).get("cpp_wrapper"))
+        with _compile_context(recorder, profile, cpp_wrapper) as missing_config, \
                 private.capture_output_code(codes):
             recorder.start()
             first_call_seconds = 0.0
@@ -554,11 +555,13 @@ def _fill_bytes_breakdown(
 
 
 @contextlib.contextmanager
-def _compile_context(recorder: private.CompileRecorder, profile: bool) -> Iterator[list[str]]:
+def _compile_context(recorder: private.CompileRecorder, profile: bool,
+                     cpp_wrapper: bool) -> Iterator[list[str]]:
     if not profile:
         yield []
         return
-    with private.measurement_compile_config() as missing, private.capture_inductor_bytes(recorder):
+    with private.measurement_compile_config(cpp_wrapper) as missing, \
+            private.capture_inductor_bytes(recorder):
         yield missing
 
 
@@ -638,8 +641,10 @@ def _profile_mode(
         for index in call.sets:
             for _, leaf in call.state.grad_leaves[index]:
                 leaf.grad = None
-    with profile(activities=activities, record_shapes=recorder is not None,
-                 profile_memory=True) as prof, memory.cuda_peak(device) as cuda_peak:
+    # Compiled: inductor's C++ kernels named in the profile (see private.annotated_kernels).
+    names = private.annotated_kernels() if recorder is not None else contextlib.nullcontext()
+    with names, profile(activities=activities, record_shapes=recorder is not None,
+                        profile_memory=True) as prof, memory.cuda_peak(device) as cuda_peak:
         # Kept (outputs, and gradients when training) so peak memory can name their shapes.
         returned = [call.run(index, keep=True) for index in call.sets]
         _sync(device)

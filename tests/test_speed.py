@@ -302,3 +302,79 @@ def test_user_workflow_caches_perfguards_compile_cache(monkeypatch: pytest.Monke
     monkeypatch.delenv("PERFGUARD_CACHE_DIR", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     assert perfguard_cache_dir() == (Path.home() / ".cache" / "perfguard" / "inductor").resolve()
+
+
+# 2**16 float32 elements: the compiled chain is one kernel reading x (262,144 bytes) and
+# writing the result (262,144 bytes).
+CHAIN = """
+import torch
+
+def test_chain(perfguard):
+    perfguard(lambda x: (x * 2 + 1).relu(), torch.randn(2**16))
+"""
+
+
+def test_compiled_kernels_are_plain_inductor_code_named_in_the_profile(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, results_of
+) -> None:
+    """perfguard's compiles generate the same C++ as a plain compile (no profiler handle in
+    the kernels: that cost ~12% more g++ time per kernel), yet the profiled call still sees
+    the kernel: one launch, named, and the bytes of the chain."""
+    cache = pytester.path / "perfguard-cache"
+    monkeypatch.setenv("PERFGUARD_CACHE_DIR", str(cache))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    pytester.makepyfile(test_chain=CHAIN)
+    pytester.runpytest("--perfguard", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+    compiled = results_of(pytester)["test_chain.py::test_chain"]["measurement"]["compiled"]
+    assert compiled["kernel_launches"] == 1
+    assert [k["name"] for k in compiled["kernels"]] == ["cpp_fused_add_mul_relu_0"]
+    assert compiled["bytes_moved"] == 524_288
+    sources = [p.read_text() for p in cache.rglob("*.cpp")]
+    assert any('extern "C"' in s for s in sources), "no generated C++ kernel in the cache folder"
+    assert not any("RAIIAtenRecordFunctionHandle" in s or "aoti_runtime/utils.h" in s
+                   for s in sources)
+
+
+def test_a_plain_compiles_cache_entry_never_serves_perfguard(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, results_of
+) -> None:
+    """With TORCHINDUCTOR_CACHE_DIR set, plain pytest and --perfguard share the user's
+    folder. A plain compile's entry carries no byte count; perfguard's compiles are keyed
+    apart (a no-op post-grad pass's uuid), so --perfguard compiles afresh (an FX-graph cache
+    miss) and records the chain's bytes, and a second --perfguard run is a hit with the
+    same numbers."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(pytester.path / "shared-cache"))
+    stats_file = pytester.path / "cache-stats.json"
+    monkeypatch.setenv("CACHE_STATS", str(stats_file))
+    pytester.makeconftest(CACHE_STATS_CONFTEST)
+    pytester.makepyfile(test_chain=CHAIN)
+
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    plain = json.loads(stats_file.read_text())["inductor"]
+    assert plain.get("fxgraph_cache_miss") == 1
+
+    seen = []
+    for _ in range(2):
+        pytester.runpytest("--perfguard", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+        compiled = results_of(pytester)["test_chain.py::test_chain"]["measurement"]["compiled"]
+        seen.append((json.loads(stats_file.read_text())["inductor"], compiled))
+    (first_stats, first), (second_stats, second) = seen
+    assert first_stats.get("fxgraph_cache_miss") == 1 and not first_stats.get("fxgraph_cache_hit")
+    assert second_stats.get("fxgraph_cache_hit") == 1 and not second_stats.get("fxgraph_cache_miss")
+    for compiled in (first, second):
+        assert compiled["bytes_moved"] == 524_288
+        assert compiled["kernel_launches"] == 1
+
+
+def test_cpp_wrapper_kernels_are_still_counted(pytester: pytest.Pytester, results_of) -> None:
+    """With ``cpp_wrapper=True`` the kernels are called from C++, out of Python's reach:
+    perfguard compiles them with inductor's kernel profiling instead, and counts the same."""
+    pytester.makepyfile(CHAIN.replace("torch.randn(2**16))",
+                                      "torch.randn(2**16), compile_options={'cpp_wrapper': True})"))
+    pytester.runpytest("--perfguard", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    compiled = results_of(pytester)["test_cpp_wrapper_kernels_are_still_counted.py::test_chain"][
+        "measurement"]["compiled"]
+    assert compiled["kernel_launches"] == 1
+    assert [k["name"] for k in compiled["kernels"]] == ["cpp_fused_add_mul_relu_0"]
+    assert compiled["bytes_moved"] == 524_288

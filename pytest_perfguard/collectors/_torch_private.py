@@ -129,13 +129,21 @@ def cache_replays_bytes() -> bool:
 
 
 @contextlib.contextmanager
-def measurement_compile_config() -> Iterator[list[str]]:
+def measurement_compile_config(cpp_wrapper: bool = False) -> Iterator[list[str]]:
     """Config for compiles whose kernels and bytes perfguard measures.
 
-    - ``torch._inductor.config.cpp.enable_kernel_profile``: inductor's generated C++ kernels
-      then appear as profiler events (``graph_0_cpp_fused_...``); without it only extern
-      kernels would be visible on CPU. It is part of inductor's cache key, so perfguard's
-      cache entries never serve a user's ordinary compile, nor the reverse.
+    - Generated C++ kernels: with the Python wrapper (the default) they are the
+      ``cpp_fused_*`` callables of the compiled module, and :func:`annotated_kernels` names
+      them in the profiled call; the generated code is then exactly a plain compile's.
+      Where that cannot work (``cpp_wrapper=True``: kernels are called from C++; a torch
+      without ``PyCodeCache.modules``) ``cpp.enable_kernel_profile`` is turned on instead,
+      which puts a profiler handle into every kernel (``graph_0_cpp_fused_...`` events; it
+      cost ~12% more g++ time per kernel, and identical kernels of different graphs no
+      longer shared one build).
+    - The byte count must survive a cache hit, so perfguard's entries must never be a plain
+      compile's (which ran without the count): a no-op post-grad pass whose ``uuid`` is
+      part of inductor's cache key keeps them apart (:class:`_CacheKeySalt`); where that
+      is not possible, ``cpp.enable_kernel_profile`` (also part of the key) does it.
     - The FX-graph and AOT-autograd caches stay as the user has them (on by default) when
       a hit replays the byte count (:func:`cache_replays_bytes`); in a torch where it does
       not, they are turned off, since a hit would lose the bytes.
@@ -150,10 +158,14 @@ def measurement_compile_config() -> Iterator[list[str]]:
 
     patches: dict[str, Any] = {}
     missing: list[str] = []
-    if hasattr(inductor_config, "cpp") and hasattr(inductor_config.cpp, "enable_kernel_profile"):
-        patches["cpp.enable_kernel_profile"] = True
-    else:
-        missing.append("cpp.enable_kernel_profile")
+    salted = _salted_post_grad_pass(inductor_config)
+    if salted is not None:
+        patches["post_grad_custom_post_pass"] = salted
+    if cpp_wrapper or salted is None or not _can_annotate_kernels():
+        if hasattr(inductor_config, "cpp") and hasattr(inductor_config.cpp, "enable_kernel_profile"):
+            patches["cpp.enable_kernel_profile"] = True
+        else:
+            missing.append("cpp.enable_kernel_profile")
     replay = cache_replays_bytes()
     if not replay and hasattr(inductor_config, "fx_graph_cache"):
         patches["fx_graph_cache"] = False
@@ -171,6 +183,107 @@ def measurement_compile_config() -> Iterator[list[str]]:
         if folder is not None:
             stack.enter_context(_environment_variable("TORCHINDUCTOR_CACHE_DIR", str(folder)))
         yield missing
+
+
+#: Part of inductor's cache key for perfguard's compiles; bump it when what a cache entry
+#: must carry for perfguard changes.
+CACHE_KEY_SALT = "pytest-perfguard: inductor byte count recorded (1)"
+
+
+def _salted_post_grad_pass(inductor_config: Any) -> Any:
+    """The post-grad custom pass setting with :class:`_CacheKeySalt` added, or None where
+    this torch cannot take it (no ``CustomGraphPass``, or the user's own pass set on a
+    torch that accepts only one, torch 2.11-2.13 take a list via
+    ``get_custom_graph_passes``)."""
+    try:
+        from torch._inductor import custom_graph_pass
+    except ImportError:  # pragma: no cover
+        return None
+    base = getattr(custom_graph_pass, "CustomGraphPass", None)
+    if base is None or not hasattr(inductor_config, "post_grad_custom_post_pass"):
+        return None
+    salt = _cache_key_salt(base)
+    current = inductor_config.post_grad_custom_post_pass
+    if current is None:
+        return salt
+    if not hasattr(custom_graph_pass, "get_custom_graph_passes"):
+        return None
+    return [*custom_graph_pass.get_custom_graph_passes(current), salt]
+
+
+_SALT_PASS: Any = None
+
+
+def _cache_key_salt(base: type) -> Any:
+    global _SALT_PASS
+    if _SALT_PASS is None:
+        class _CacheKeySalt(base):  # type: ignore[misc, valid-type]
+            """Does nothing to the graph; its uuid sets perfguard's cache entries apart."""
+
+            def __call__(self, graph: Any) -> None:
+                return None
+
+            def uuid(self) -> str:
+                return CACHE_KEY_SALT
+
+        _SALT_PASS = _CacheKeySalt()
+    return _SALT_PASS
+
+
+def _code_modules() -> list[Any] | None:
+    """Every Python wrapper module inductor loaded in this process
+    (``torch._inductor.codecache.PyCodeCache.modules``, torch 2.11-2.13), or None."""
+    try:
+        from torch._inductor.codecache import PyCodeCache
+    except ImportError:  # pragma: no cover
+        return None
+    modules = getattr(PyCodeCache, "modules", None)
+    return modules if isinstance(modules, list) else None
+
+
+def _can_annotate_kernels() -> bool:
+    return _code_modules() is not None
+
+
+#: The Python wrapper's names for inductor's generated C++ kernels (``cpp_fused_add_0``).
+_CPP_KERNEL_PREFIX = "cpp_"
+
+
+@contextlib.contextmanager
+def annotated_kernels() -> Iterator[None]:
+    """Name every generated C++ kernel call in the profiler for the duration.
+
+    The Python wrapper calls each C++ kernel through a module global (``cpp_fused_x_0(...)``);
+    for the duration those globals are wrapped in ``torch.profiler.record_function`` with
+    the kernel's name, so the call shows up as a ``cpp_fused_x_0`` event inside ``## Call
+    CompiledFxGraph ##``, as ``cpp.enable_kernel_profile`` would show it (less its
+    ``graph_N_`` prefix, which perfguard drops anyway). Every loaded module is wrapped, and
+    put back as found afterwards: a user's own compile of the same code shares the module.
+    """
+    modules = _code_modules()
+    wrapped: list[tuple[Any, str, Any]] = []
+    try:
+        for module in list(modules or ()):
+            for name, fn in list(vars(module).items()):
+                if name.startswith(_CPP_KERNEL_PREFIX) and callable(fn) \
+                        and not getattr(fn, "_perfguard_kernel", False):
+                    wrapped.append((module, name, fn))
+                    setattr(module, name, _named_kernel(name, fn))
+        yield
+    finally:
+        for module, name, fn in wrapped:
+            setattr(module, name, fn)
+
+
+def _named_kernel(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    record_function = torch.profiler.record_function
+
+    def kernel(*args: Any) -> Any:
+        with record_function(name):
+            return fn(*args)
+
+    kernel._perfguard_kernel = True  # type: ignore[attr-defined]
+    return kernel
 
 
 @contextlib.contextmanager

@@ -10,8 +10,10 @@ the way down, so the event tree is walked from the top:
   scalar wrapping inside ``aten::mul``, the ``aten::copy_`` inside ``aten::addmm``) are
   part of it, not separate launches;
 - inside a compiled graph (``## Call CompiledFxGraph ... ##``), inductor's generated C++
-  kernels appear as events such as ``graph_0_cpp_fused_add_mul_0`` (with
-  ``cpp.enable_kernel_profile``); each is one kernel, next to extern kernels (aten ops).
+  kernels appear as events such as ``cpp_fused_add_mul_0`` (named by
+  ``_torch_private.annotated_kernels``) or ``graph_0_cpp_fused_add_mul_0`` (with
+  ``cpp.enable_kernel_profile``, used with ``cpp_wrapper``; inside a named call it is part
+  of it); each is one kernel, next to extern kernels (aten ops).
 - a user's custom op is looked through when its implementation runs kernels; otherwise it
   counts as one.
 
