@@ -193,7 +193,7 @@ CACHE_KEY_SALT = "pytest-perfguard: inductor byte count recorded (1)"
 def _salted_post_grad_pass(inductor_config: Any) -> Any:
     """The post-grad custom pass setting with :class:`_CacheKeySalt` added, or None where
     this torch cannot take it (no ``CustomGraphPass``, or the user's own pass set on a
-    torch that accepts only one, torch 2.11-2.13 take a list via
+    torch that accepts only one; torch 2.13 takes a list via
     ``get_custom_graph_passes``)."""
     try:
         from torch._inductor import custom_graph_pass
@@ -232,7 +232,7 @@ def _cache_key_salt(base: type) -> Any:
 
 def _code_modules() -> list[Any] | None:
     """Every Python wrapper module inductor loaded in this process
-    (``torch._inductor.codecache.PyCodeCache.modules``, torch 2.11-2.13), or None."""
+    (``torch._inductor.codecache.PyCodeCache.modules``, checked on torch 2.13), or None."""
     try:
         from torch._inductor.codecache import PyCodeCache
     except ImportError:  # pragma: no cover
