@@ -9,6 +9,7 @@ metric as ``unavailable (reason)``, never as 0. Checked on torch 2.13.0 (CPU) an
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -161,7 +162,7 @@ def measurement_compile_config(cpp_wrapper: bool = False) -> Iterator[list[str]]
     salted = _salted_post_grad_pass(inductor_config)
     if salted is not None:
         patches["post_grad_custom_post_pass"] = salted
-    if cpp_wrapper or salted is None or not _can_annotate_kernels():
+    if cpp_wrapper or salted is None or _code_modules() is None:
         if hasattr(inductor_config, "cpp") and hasattr(inductor_config.cpp, "enable_kernel_profile"):
             patches["cpp.enable_kernel_profile"] = True
         else:
@@ -211,23 +212,21 @@ def _salted_post_grad_pass(inductor_config: Any) -> Any:
     return [*custom_graph_pass.get_custom_graph_passes(current), salt]
 
 
-_SALT_PASS: Any = None
-
-
+@functools.cache
 def _cache_key_salt(base: type) -> Any:
-    global _SALT_PASS
-    if _SALT_PASS is None:
-        class _CacheKeySalt(base):  # type: ignore[misc, valid-type]
-            """Does nothing to the graph; its uuid sets perfguard's cache entries apart."""
+    """The one instance of a no-op ``CustomGraphPass`` (``base``) whose uuid is
+    :data:`CACHE_KEY_SALT`."""
 
-            def __call__(self, graph: Any) -> None:
-                return None
+    class _CacheKeySalt(base):  # type: ignore[misc, valid-type]
+        """Does nothing to the graph; its uuid sets perfguard's cache entries apart."""
 
-            def uuid(self) -> str:
-                return CACHE_KEY_SALT
+        def __call__(self, graph: Any) -> None:
+            return None
 
-        _SALT_PASS = _CacheKeySalt()
-    return _SALT_PASS
+        def uuid(self) -> str:
+            return CACHE_KEY_SALT
+
+    return _CacheKeySalt()
 
 
 def _code_modules() -> list[Any] | None:
@@ -239,10 +238,6 @@ def _code_modules() -> list[Any] | None:
         return None
     modules = getattr(PyCodeCache, "modules", None)
     return modules if isinstance(modules, list) else None
-
-
-def _can_annotate_kernels() -> bool:
-    return _code_modules() is not None
 
 
 #: The Python wrapper's names for inductor's generated C++ kernels (``cpp_fused_add_0``).
