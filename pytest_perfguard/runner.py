@@ -295,8 +295,7 @@ def measure(
         shapes: list[ShapeRecord] = []
 
         codes: list[str] = []
-        cpp_wrapper = bool((options.compile_options or {}).get("cpp_wrapper"))
-        with _compile_context(recorder, profile, cpp_wrapper) as missing_config, \
+        with _compile_context(recorder, profile, options.compile_options) as missing_config, \
                 private.capture_output_code(codes):
             recorder.start()
             first_call_seconds = 0.0
@@ -556,11 +555,11 @@ def _fill_bytes_breakdown(
 
 @contextlib.contextmanager
 def _compile_context(recorder: private.CompileRecorder, profile: bool,
-                     cpp_wrapper: bool) -> Iterator[list[str]]:
+                     compile_options: dict[str, Any] | None) -> Iterator[list[str]]:
     if not profile:
         yield []
         return
-    with private.measurement_compile_config(cpp_wrapper) as missing, \
+    with private.measurement_compile_config(compile_options) as missing, \
             private.capture_inductor_bytes(recorder):
         yield missing
 

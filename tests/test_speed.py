@@ -367,14 +367,23 @@ def test_a_plain_compiles_cache_entry_never_serves_perfguard(
         assert compiled["kernel_launches"] == 1
 
 
-def test_cpp_wrapper_kernels_are_still_counted(pytester: pytest.Pytester, results_of) -> None:
-    """With ``cpp_wrapper=True`` the kernels are called from C++, out of Python's reach:
-    perfguard compiles them with inductor's kernel profiling instead, and counts the same."""
-    pytester.makepyfile(CHAIN.replace("torch.randn(2**16))",
-                                      "torch.randn(2**16), compile_options={'cpp_wrapper': True})"))
+@pytest.mark.parametrize("how", ["compile_options", "inductor_config"])
+def test_cpp_wrapper_kernels_are_still_counted(
+    pytester: pytest.Pytester, results_of, how: str
+) -> None:
+    """With ``cpp_wrapper`` (a measurement's compile option, or set in inductor's config by
+    the project) the kernels are called from C++, out of Python's reach: perfguard compiles
+    them with inductor's kernel profiling instead, and counts the same."""
+    if how == "compile_options":
+        source = CHAIN.replace("torch.randn(2**16))",
+                               "torch.randn(2**16), compile_options={'cpp_wrapper': True})")
+    else:
+        source = CHAIN.replace("import torch\n",
+                               "import torch\nimport torch._inductor.config\n"
+                               "torch._inductor.config.cpp_wrapper = True\n")
+    pytester.makepyfile(test_cpp_chain=source)
     pytester.runpytest("--perfguard", "-p", "no:cacheprovider").assert_outcomes(passed=1)
-    compiled = results_of(pytester)["test_cpp_wrapper_kernels_are_still_counted.py::test_chain"][
-        "measurement"]["compiled"]
+    compiled = results_of(pytester)["test_cpp_chain.py::test_chain"]["measurement"]["compiled"]
     assert compiled["kernel_launches"] == 1
     assert [k["name"] for k in compiled["kernels"]] == ["cpp_fused_add_mul_relu_0"]
     assert compiled["bytes_moved"] == 524_288

@@ -130,13 +130,16 @@ def cache_replays_bytes() -> bool:
 
 
 @contextlib.contextmanager
-def measurement_compile_config(cpp_wrapper: bool = False) -> Iterator[list[str]]:
+def measurement_compile_config(
+    compile_options: dict[str, Any] | None = None,
+) -> Iterator[list[str]]:
     """Config for compiles whose kernels and bytes perfguard measures.
 
     - Generated C++ kernels: with the Python wrapper (the default) they are the
       ``cpp_fused_*`` callables of the compiled module, and :func:`annotated_kernels` names
       them in the profiled call; the generated code is then exactly a plain compile's.
-      Where that cannot work (``cpp_wrapper=True``: kernels are called from C++; a torch
+      Where that cannot work (``cpp_wrapper``, in the measurement's ``compile_options`` or
+      set in inductor's config: kernels are called from C++; a torch
       without ``PyCodeCache.modules``) ``cpp.enable_kernel_profile`` is turned on instead,
       which puts a profiler handle into every kernel (``graph_0_cpp_fused_...`` events; it
       cost ~12% more g++ time per kernel, and identical kernels of different graphs no
@@ -162,6 +165,8 @@ def measurement_compile_config(cpp_wrapper: bool = False) -> Iterator[list[str]]
     salted = _salted_post_grad_pass(inductor_config)
     if salted is not None:
         patches["post_grad_custom_post_pass"] = salted
+    cpp_wrapper = bool((compile_options or {}).get("cpp_wrapper")) \
+        or bool(getattr(inductor_config, "cpp_wrapper", False))
     if cpp_wrapper or salted is None or _code_modules() is None:
         if hasattr(inductor_config, "cpp") and hasattr(inductor_config.cpp, "enable_kernel_profile"):
             patches["cpp.enable_kernel_profile"] = True
