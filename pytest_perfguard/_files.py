@@ -7,7 +7,12 @@ No torch, no perfguard types: bytes, paths and JSON values only.
   rename, fsync of the folder. It writes *through* a symlink (the link stays, its target is
   replaced), keeps an existing file's permission bits, gives a new file the umask's mode,
   removes its temporary file on any exception, and removes temporary files that killed
-  writers left behind.
+  writers left behind. It replaces only a regular file: a directory, a device, a FIFO or a
+  socket at the path (or at a symlink's end) is refused with :class:`NotAFile`.
+* :func:`open_for_reading` opens a file to read, refusing what is not a regular file (a FIFO
+  would block, ``/dev/zero`` never ends) and files over :data:`MAX_FILE_BYTES`;
+  :func:`loads` refuses JSON nested deeper than :data:`MAX_DEPTH` and integers outside
+  64 bits, so that hostile input is an error, never a ``RecursionError`` or ``MemoryError``.
 * :func:`locked` serialises read-merge-write cycles of one file across processes.
 * :func:`read_document` reads a big JSON document without holding it in memory: for a file
   laid out the way perfguard writes it, the elements of its big lists are found by their
@@ -19,13 +24,17 @@ No torch, no perfguard types: bytes, paths and JSON values only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import secrets
 import stat
 import time
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,20 +42,130 @@ from typing import IO, Any
 CHUNK_SIZE = 1 << 20
 #: A temporary file of an unlocked writer (reports) older than this is a killed writer's.
 STALE_TEMP_SECONDS = 60.0
+#: The largest file perfguard reads: about three times a 50,000-test suite's results.json.
+MAX_FILE_BYTES = 1 << 30
+#: The deepest JSON nesting perfguard reads (its own files nest about 8 deep).
+MAX_DEPTH = 64
+#: The integers perfguard's files hold (counts, sizes, versions) fit in 64 bits.
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
-class NonFiniteNumber(ValueError):
-    """``NaN``, ``Infinity`` or ``-Infinity`` in a JSON text (not JSON, though Python reads it)."""
+class InvalidNumber(ValueError):
+    """``NaN``, an infinity (not JSON, though Python reads them) or an integer outside
+    64 bits in a JSON text."""
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than :data:`MAX_DEPTH`."""
+
+
+class NotAFile(OSError):
+    """A path to read or replace that is not a regular file (a directory, a device, a FIFO,
+    a socket); ``strerror`` says what it is. Perfguard never reads or replaces one."""
+
+
+class FileTooLarge(OSError):
+    """A file over :data:`MAX_FILE_BYTES`."""
 
 
 def _reject_constant(name: str) -> Any:
-    raise NonFiniteNumber(
+    raise InvalidNumber(
         f"{name} is not a number JSON allows (only finite numbers are valid)")
 
 
+def int64(literal: str) -> int:
+    """A JSON integer literal's value; :class:`InvalidNumber` when it does not fit 64 bits
+    (checked on the text first: Python refuses to convert literals of 4,300+ digits)."""
+    if len(literal) <= 19 or (len(literal) == 20 and literal[0] == "-"):
+        value = int(literal)
+        if INT_MIN <= value <= INT_MAX:
+            return value
+    raise InvalidNumber(f"the integer {shorten_digits(literal)} is out of range (numbers in "
+                        "perfguard's files fit in 64 bits)")
+
+
+def shorten_digits(literal: str) -> str:
+    digits = len(literal.lstrip("-"))
+    return literal if digits <= 24 else f"{literal[:12]}...({digits} digits)"
+
+
+#: A JSON string (with its escapes), removed before counting brackets.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+#: ``[`` and ``{`` become 1, ``]`` and ``}`` become -1 (read as signed bytes), the rest goes.
+_BRACKETS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[{]}"))
+
+
+def check_depth(data: str | bytes) -> None:
+    """Raise :class:`TooDeep` when ``data`` nests deeper than :data:`MAX_DEPTH` (counted on
+    the text, before parsing: Python's parser would end in a ``RecursionError``)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    brackets = _STRING.sub(b"", raw).translate(_BRACKETS, _NOT_BRACKETS)
+    if brackets and max(accumulate(array("b", brackets))) > MAX_DEPTH:
+        raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels, the most perfguard reads "
+                      "(its own files nest about 8 deep)")
+
+
 def loads(data: str | bytes) -> Any:
-    """``json.loads`` that rejects NaN and infinities while parsing, instead of reading them."""
-    return json.loads(data, parse_constant=_reject_constant)
+    """``json.loads`` that rejects NaN, infinities and integers outside 64 bits while
+    parsing (:class:`InvalidNumber`), and nesting deeper than :data:`MAX_DEPTH`
+    (:class:`TooDeep`), instead of reading them."""
+    check_depth(data)
+    return json.loads(data, parse_constant=_reject_constant, parse_int=int64)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def not_a_file(path: Path, mode: int, doing: str) -> NotAFile:
+    return NotAFile(errno.EINVAL, f"{_file_kind(mode)}, not a regular file (perfguard "
+                                  f"{doing} only regular files)", str(path))
+
+
+def check_replaceable(target: Path) -> None:
+    """Raise :class:`NotAFile` when ``target`` exists and is not a regular file."""
+    try:
+        mode = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISREG(mode):
+        raise not_a_file(target, mode, "writes")
+
+
+def open_for_reading(path: Path) -> IO[bytes]:
+    """Open a regular file to read. Raises ``FileNotFoundError`` (and other ``OSError`` s),
+    :class:`NotAFile` for anything else, without opening it (a FIFO would block, a device
+    may not end or may act on being opened), :class:`FileTooLarge` past the limit."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise not_a_file(path, mode, "reads")
+    # (O_NONBLOCK: a FIFO swapped in since the stat cannot block the open.)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_BINARY", 0))
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise not_a_file(path, found.st_mode, "reads")
+        check_size(found.st_size, path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_size(size: int, path: Path | None = None) -> None:
+    """Raise :class:`FileTooLarge` when ``size`` bytes are over :data:`MAX_FILE_BYTES`."""
+    if size > MAX_FILE_BYTES:
+        raise FileTooLarge(errno.EFBIG, f"larger than {MAX_FILE_BYTES >> 20} MiB, the most "
+                                        "perfguard reads", str(path or ""))
 
 
 # ----------------------------------------------------------------------------------------
@@ -89,8 +208,10 @@ def remove_stale_temps(target: Path, older_than: float = STALE_TEMP_SECONDS) -> 
 def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *,
                         stale_after: float = STALE_TEMP_SECONDS) -> Path:
     """Write ``chunks`` to ``path`` atomically (see the module docstring); return the file
-    written (the symlink's target when ``path`` is a link). Raises :class:`OSError`."""
+    written (the symlink's target when ``path`` is a link). Raises :class:`OSError`
+    (:class:`NotAFile` when the target exists and is not a regular file)."""
     target = resolve_target(Path(path))
+    check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target, stale_after)
     try:
@@ -203,14 +324,15 @@ class Document:
     elements of the big lists may be :class:`Span` s (see :meth:`element`)."""
 
     def __init__(self, handle: IO[bytes], value: Any, laid_out: bool,
-                 nonfinite: str = "") -> None:
+                 bad_number: str = "") -> None:
         self.handle = handle
         self.value = value
         #: Whether spans were found (the fast path); False: ``value`` is the whole document.
         self.laid_out = laid_out
-        #: Why the document is not valid JSON when it holds NaN or an infinity: it is read
-        #: anyway, so that validation can name the field; the reader reports this if not.
-        self.nonfinite = nonfinite
+        #: Why the document is not valid when it holds NaN, an infinity or an integer outside
+        #: 64 bits: it is read anyway, so that validation can name the field; the reader
+        #: reports this if not.
+        self.bad_number = bad_number
 
     def element(self, value: Any) -> bytes:
         """The JSON text of one element: read from the file for a span, else re-encoded."""
@@ -227,7 +349,7 @@ class Document:
             return value
         try:
             return loads(self.element(value))
-        except (json.JSONDecodeError, UnicodeDecodeError, NonFiniteNumber):
+        except (json.JSONDecodeError, UnicodeDecodeError, InvalidNumber, TooDeep):
             raise NotLaidOut from None
 
     def resolve(self, value: Any) -> Any:
@@ -245,8 +367,10 @@ def read_document(handle: IO[bytes], element_indent: int, *, whole: bool = False
     """Parse the document in ``handle``, leaving objects that open a line indented by
     ``element_indent`` spaces in the file as spans. ``whole``: parse everything now.
 
-    Raises ``json.JSONDecodeError``/``UnicodeDecodeError`` for text that is not JSON. A NaN
-    or an infinity is read (Python's way) and noted in :attr:`Document.nonfinite`.
+    Raises ``json.JSONDecodeError``/``UnicodeDecodeError`` for text that is not JSON,
+    :class:`TooDeep`, and :class:`FileTooLarge` for a file that grew past the limit. A NaN,
+    an infinity or an integer outside 64 bits is read (Python's way) and noted in
+    :attr:`Document.bad_number` (:class:`InvalidNumber` when even Python cannot read it).
     """
     if not whole:
         handle.seek(0)
@@ -259,14 +383,19 @@ def read_document(handle: IO[bytes], element_indent: int, *, whole: bool = False
                 value = _put_spans(skeleton, spans, used)
                 if len(used) == len(spans):
                     return Document(handle, value, laid_out=True)
-            except (json.JSONDecodeError, UnicodeDecodeError, NonFiniteNumber):
+            except (json.JSONDecodeError, UnicodeDecodeError, InvalidNumber):
                 pass  # fooled by the layout, or a NaN: parse it whole, which says where
     handle.seek(0)
-    data = handle.read()
+    data = handle.read(MAX_FILE_BYTES + 1)
+    check_size(len(data))
     try:
         return Document(handle, loads(data), laid_out=False)
-    except NonFiniteNumber as exc:
-        return Document(handle, json.loads(data), laid_out=False, nonfinite=str(exc))
+    except InvalidNumber as exc:
+        try:
+            value = json.loads(data)
+        except ValueError:  # an integer of 4,300+ digits: Python refuses to read it
+            raise exc from None
+        return Document(handle, value, laid_out=False, bad_number=str(exc))
 
 
 def _put_spans(value: Any, spans: list[Span], used: set[int]) -> Any:
@@ -330,6 +459,7 @@ def _scan(handle: IO[bytes], indent: int) -> tuple[list[bytes], list[Span]] | No
                 continue
             if eof:
                 return None
+            check_size(base + len(buf))
             keep = start
             pos = max(pos, len(buf) - margin)
             start = 0

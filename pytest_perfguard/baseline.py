@@ -28,6 +28,9 @@ What is promised:
   re-reads the file under it, so concurrent updaters keep each other's entries.
 * **Atomic**: a reader, or a crash at any instant, sees the old file or the new one whole.
   Writes go through symlinks, keep the file's mode, and clean up after killed writers.
+* **Safe**: only a regular file is read, replaced or set aside: a directory, a device, a
+  FIFO or a socket at the path (or at a symlink's end) is an error, left as it is. Files
+  over 1 GiB, JSON nested over 64 deep and integers outside 64 bits are errors too.
 * **Lean**: entries are kept as their validated JSON text and become :class:`Measurement`
   objects only when looked up; files are read in chunks and written in chunks.
 """
@@ -46,11 +49,16 @@ from typing import IO, Any
 # schema.py (and pydantic with it) is imported by the functions that use it: every pytest
 # run imports the plugin, and most never read a baseline.
 from ._files import (
-    NonFiniteNumber,
+    INT_MAX,
+    INT_MIN,
+    InvalidNumber,
     NotLaidOut,
     Span,
+    TooDeep,
     atomic_write_chunks,
+    check_replaceable,
     locked,
+    open_for_reading,
     read_document,
     resolve_target,
 )
@@ -384,7 +392,7 @@ class Baseline:
     def save(self, *, lock_timeout: float = LOCK_TIMEOUT) -> Path:
         """Validate and write the whole baseline (under the file's lock), replacing the file.
         Use :func:`update_baseline_file` to merge into what the file holds now instead."""
-        target = resolve_target(self.path)
+        target = _replaceable_target(self.path)
         with _locked(target, self.path, lock_timeout):
             return self._write(target)
 
@@ -465,7 +473,7 @@ def update_baseline_file(
         key = environment_key(m.environment)
         environments.setdefault(key, m.environment)
         new[(key, m.identity)] = text
-    target = resolve_target(path)
+    target = _replaceable_target(path)
     summary = UpdateSummary(path=target)
     with _locked(target, path, lock_timeout):
         baseline = _load(target, missing_ok=True, replacing=new, shown_as=path)
@@ -481,6 +489,17 @@ def update_baseline_file(
     summary.added.sort()
     summary.replaced.sort()
     return summary
+
+
+def _replaceable_target(path: Path) -> Path:
+    """The file to replace (a symlink's target), checked before its lock file is made next
+    to it: a directory, a device or a FIFO is never replaced."""
+    target = resolve_target(path)
+    try:
+        check_replaceable(target)
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot write here: {exc.strerror or exc}") from None
+    return target
 
 
 class _locked:
@@ -515,10 +534,18 @@ def atomic_write(path: str | Path, text: str) -> None:
 
 
 def set_aside_unreadable(path: Path) -> Path:
-    """Rename an unreadable baseline out of the way before an update replaces it."""
-    target = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.replace(path, target)
-    return target
+    """Rename an unreadable baseline out of the way before an update replaces it (a
+    symlink's target: the link stays, and the update writes through it). Raises
+    :class:`BaselineError` for what is not a regular file (never moved) or cannot be moved."""
+    unreadable = _replaceable_target(path)
+    aside = unreadable.with_name(
+        f"{unreadable.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(unreadable, aside)
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot move the unreadable baseline aside: "
+                            f"{exc.strerror or exc}") from None
+    return aside
 
 
 # ----------------------------------------------------------------------------------------
@@ -531,7 +558,7 @@ def _load(path: Path, *, missing_ok: bool,
           shown_as: Path | None = None) -> Baseline:
     shown = shown_as or path
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
+        handle = open_for_reading(path)
     except (FileNotFoundError, NotADirectoryError):
         if missing_ok:
             return Baseline(path=shown)
@@ -575,12 +602,17 @@ class _Reader:
         except UnicodeDecodeError as exc:
             raise self.error(f"baseline is not valid JSON (not UTF-8 text: {exc.reason} at "
                              f"byte {exc.start})") from None
+        except InvalidNumber as exc:
+            raise self.error(f"baseline is not valid JSON: {exc}") from None
+        except TooDeep as exc:
+            raise self.error(f"baseline is {exc}") from None
         self.document = document
         data = document.value
         if not isinstance(data, dict) or "environments" not in data:
             raise self.error("not a perfguard baseline (no 'environments' object)")
         version = data.get("schema")
-        if not isinstance(version, int) or isinstance(version, bool):
+        if not isinstance(version, int) or isinstance(version, bool) or not (
+                INT_MIN <= version <= INT_MAX):
             raise self.error("baseline has no valid 'schema' number")
         if version > BASELINE_SCHEMA:
             raise self.error(f"baseline schema {version} is newer than this perfguard "
@@ -592,8 +624,8 @@ class _Reader:
             self._read_v1(data, baseline)
         else:
             self._read_v2(data, baseline)
-        if document.nonfinite:
-            raise self.error(f"baseline is not valid JSON: {document.nonfinite}")
+        if document.bad_number:
+            raise self.error(f"baseline is not valid JSON: {document.bad_number}")
         return baseline
 
     def _header(self, cls: Any, data: dict[str, Any]) -> Any:
@@ -613,7 +645,7 @@ class _Reader:
                 for k, b in environments.items()}
         text = json.dumps(self.document.resolve(slim), ensure_ascii=False)
         try:
-            return schema.adapter(cls).validate_json(text)
+            return schema.validate_element(cls, text, constants=False)
         except schema.ValidationError as exc:
             raise self.error(schema.describe(exc)) from None
 
@@ -674,7 +706,7 @@ class _Reader:
         except schema.ValidationError as exc:
             raise self.error(f"entry {self._name(text, where)} (environment {key}): "
                              f"{schema.describe(exc)}") from None
-        except NonFiniteNumber as exc:
+        except InvalidNumber as exc:
             raise self.error(f"entry {self._name(text, where)} (environment {key}): "
                              f"{exc}") from None
 

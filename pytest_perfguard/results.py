@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ._files import Document, NonFiniteNumber, NotLaidOut, read_document
+from ._files import INT_MAX, Document, InvalidNumber, NotLaidOut, TooDeep, open_for_reading, read_document
 from .baseline import display
 from .compare import STATUS_ORDER, Verdict
 from .record import Measurement
@@ -125,7 +125,7 @@ def open_results(path: str | Path) -> Iterator[_Reader]:
     rest of the document, validated; ``reader.entries()`` yields validated entries)."""
     path = Path(path)
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
+        handle = open_for_reading(path)
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read results file: {exc.strerror or exc}") from exc
     with handle:
@@ -147,6 +147,10 @@ def _read(handle: IO[bytes], source: str, *, whole: bool) -> Document:
     except UnicodeDecodeError as exc:
         raise ResultsError(f"{source}: not valid JSON (not UTF-8 text: {exc.reason} at byte "
                            f"{exc.start})") from None
+    except InvalidNumber as exc:
+        raise ResultsError(f"{source}: not valid JSON: {exc}") from None
+    except TooDeep as exc:
+        raise ResultsError(f"{source}: {exc}") from None
 
 
 class _Reader:
@@ -167,13 +171,14 @@ class _Reader:
             raise self.error("not a perfguard results file (no 'results' list)")
         version = data.get("schema")
         if isinstance(version, int) and not isinstance(version, bool) and (
-                version > RESULTS_SCHEMA):
+                RESULTS_SCHEMA < version <= INT_MAX):
             raise self.error(f"results schema {version} is newer than this perfguard "
                              f"understands ({RESULTS_SCHEMA}); upgrade pytest-torch-perfguard")
         slim = {**data, "results": [None] * len(data["results"])}
         try:
-            header = schema.adapter(schema.ResultsHeader).validate_json(
-                json.dumps(self.document.resolve(slim), ensure_ascii=False))
+            header = schema.validate_element(
+                schema.ResultsHeader, json.dumps(self.document.resolve(slim), ensure_ascii=False),
+                constants=False)
         except schema.ValidationError as exc:
             raise self.error(schema.describe(exc)) from None
         rules = header.get("rules")
@@ -200,8 +205,8 @@ class _Reader:
             self.header = self._header()
             for index, value in enumerate(self.document.value["results"][done:], done):
                 yield self._entry(value, index)
-        if self.document.nonfinite:
-            raise self.error(f"not valid JSON: {self.document.nonfinite}")
+        if self.document.bad_number:
+            raise self.error(f"not valid JSON: {self.document.bad_number}")
 
     def collect(self) -> RunResults:
         results = self.header
@@ -217,7 +222,7 @@ class _Reader:
                                            constants=self.document.laid_out)
         except schema.ValidationError as exc:
             raise self.error(f"result {index} ({_name(text)}): {schema.describe(exc)}") from None
-        except NonFiniteNumber as exc:
+        except InvalidNumber as exc:
             raise self.error(f"result {index} ({_name(text)}): {exc}") from None
         return ResultEntry(item.measurement, item.verdict)
 
