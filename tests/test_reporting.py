@@ -168,7 +168,7 @@ def test_terminal_is_plain_and_fits_a_terminal() -> None:
     results.entries[2].verdict.changes[0].hints.append("\x1b[31mred\x1b[0m\nsecond line")
     text = render_terminal(results)
     assert "\x1b" not in text
-    assert "    hint: [31mred[0m second line" in text
+    assert "    hint: \\x1b[31mred\\x1b[0m second line" in text  # escapes shown, not acted on
     errors_block, table = (block.splitlines() for block in text.split("\n\n")[:2])
     assert max(len(line) for line in table) <= 120
     assert max(len(line) for line in errors_block) <= 120  # shortened like long test ids
@@ -530,8 +530,11 @@ def test_export_github_action_benchmark() -> None:
         "name": f"{prefix} - compiled peak memory", "unit": "bytes", "value": 150_994_948,
         "extra": "eager 150,994,944 bytes; memory ratio 1.00x\n"
                  "cpu (AVX2) · torch 2.13.0+cpu · py3.11.9 · inductor/default"}
-    # 7 tests x (launches, bytes, breaks) + 6 timed + 6 with peak memory (conv has none).
-    assert len(data) == 7 * 3 + 6 + 6
+    # A noisy time (layernorm_gelu's compiled IQR is 15% of its median) is left out.
+    assert "tests/test_models.py::test_layernorm_gelu - compiled median time" not in by_name
+    # 7 tests x (launches, bytes, breaks) + 5 timed, not noisy + 6 with peak memory (conv
+    # has none).
+    assert len(data) == 7 * 3 + 5 + 6
 
 
 def test_export_bencher() -> None:
@@ -547,6 +550,7 @@ def test_export_bencher() -> None:
     assert latency["value"] == pytest.approx(39.8e6)  # nanoseconds
     assert latency["lower_value"] < latency["value"] < latency["upper_value"]
     assert "latency" not in data["tests/test_attention.py::test_sdpa_block[bf16-causal]::backward"]
+    assert "latency" not in data["tests/test_models.py::test_layernorm_gelu"]  # noisy
 
 
 def test_export_names_distinguish_environments() -> None:

@@ -52,14 +52,25 @@ class Step:
     text: str
 
 
-_SAFE_URL = re.compile(r"^https?://[^\s\"'<>]+$", re.IGNORECASE)
+#: An http(s) URL of the characters RFC 3986 allows (no space, quote, ``<>``, ``|``,
+#: backslash or backtick, nothing outside ASCII).
+_SAFE_URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$", re.IGNORECASE)
 
 
 def safe_url(url: str | None) -> str | None:
-    """``url`` when it is a plain http(s) URL, else None (shown as text, not a link)."""
+    """``url`` when it is a plain http(s) URL, else None (shown as text, not a link).
+
+    In markdown, also encode its parentheses (:func:`markdown_url`): a ``)`` ends a link.
+    """
     if url and _SAFE_URL.match(url.strip()):
         return url.strip()
     return None
+
+
+def markdown_url(url: str) -> str:
+    """A :func:`safe_url` made safe as a markdown link's destination: ``(`` and ``)``
+    percent-encoded, so a URL cannot close the link and start markup after it."""
+    return url.replace("(", "%28").replace(")", "%29")
 
 
 def trend_chart(chart_id: str, title: str, columns: Sequence[Column], lines: Sequence[Line],

@@ -133,14 +133,36 @@ def anchor(kind: str, *identity: str) -> str:
 
 
 _WHITESPACE_WITH_NEWLINE = re.compile(r"\s*[\r\n\u2028\u2029\v\f]+\s*")
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+#: What a terminal acts on instead of showing: C0 and C1 control characters, DEL, the line
+#: and paragraph separators, and the bidi controls that reorder the text after them.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_UNPRINTABLE_BUT_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return ascii(match.group())[1:-1]  # "\x1b" -> "\\x1b", "\u202e" -> "\\u202e", "\n" -> "\\n"
+
+
+def printable(text: str, *, multiline: bool = False) -> str:
+    """``text`` safe to print on a terminal: every control character is shown escaped as
+    Python writes it (``\\x1b``, ``\\r``, ``\\u202e``), so a test id or a commit cannot erase,
+    recolour or reorder what perfguard prints. With ``multiline``, newlines are kept.
+
+    Use it on every user-controlled string perfguard prints (test ids, names, commits,
+    branches, environment labels, messages); ``one_line`` applies it too.
+    """
+    if text.isprintable():  # the common case: nothing to escape
+        return text
+    return (_UNPRINTABLE_BUT_NEWLINE if multiline else _UNPRINTABLE).sub(_escaped, text)
 
 
 def one_line(text: str) -> str:
-    """Collapse newlines (and the whitespace around them) to one space; drop control chars."""
+    """Collapse newlines (and the whitespace around them) and tabs to one space; show other
+    control characters escaped (:func:`printable`)."""
     if text.isprintable():  # the common case: no newline or control character to handle
         return text.strip()
-    return _CONTROL.sub("", _WHITESPACE_WITH_NEWLINE.sub(" ", text)).strip()
+    return printable(_WHITESPACE_WITH_NEWLINE.sub(" ", text).replace("\t", " ").strip())
 
 
 def truncate(text: str, width: int) -> str:
@@ -152,22 +174,39 @@ def truncate(text: str, width: int) -> str:
     return text[:head] + "..." + text[len(text) - (keep - head):]
 
 
-# Markdown: characters that start inline markup. Escaping ``[``/``]`` stops links, ``|``
-# stops table cells, backticks stop code spans; ``<``/``>``/``&`` are HTML-escaped.
-_MD_SPECIAL = str.maketrans({char: "\\" + char for char in "\\`*_[]|~"})
+# Markdown: characters that start inline markup. Escaping ``[``/``]`` (and ``!``) stops links
+# and images, ``|`` stops table cells, backticks stop code spans; ``<``/``>``/``&`` are
+# HTML-escaped.
+_MD_SPECIAL = str.maketrans({char: "\\" + char for char in "\\`*_[]|~!"})
+#: What starts a block at the start of a line: a heading, a list item, a setext underline
+#: or thematic break (``*`` and ``_`` are escaped everywhere).
+_MD_LINE_START = re.compile(r"^(?:(#{1,6}|[-+]|\d{1,9}[.)])(?=\s|$)|[-=]+\s*$)")
+#: ``@name`` (a user or team mention, or an e-mail address): GitHub notifies the user. A
+#: zero-width space after the ``@`` (the HTML entity, which shows as nothing) stops that, as
+#: Dependabot and Renovate do in the release notes they quote.
+_MENTION = re.compile(r"@(?=[A-Za-z0-9])")
+NO_MENTION = "@&#8203;"
 
 
 def md_escape(text: str) -> str:
-    """User text made inert inside a GitHub-flavoured markdown paragraph or table cell."""
+    """User text made inert inside a GitHub-flavoured markdown paragraph, table cell or
+    ``<code>`` element: one line, markup characters backslash-escaped (a heading or list
+    marker at its start too), HTML escaped, ``@mentions`` neutralised, control characters
+    shown escaped."""
     return _md_escape(str(text))
 
 
 @lru_cache(maxsize=65536)
 def _md_escape(text: str) -> str:
     # Cached: a report repeats the same kernel names, kinds, counts and units many times.
-    return html.escape(one_line(text), quote=False).translate(_MD_SPECIAL)
+    escaped = html.escape(one_line(text), quote=False).translate(_MD_SPECIAL)
+    if _MD_LINE_START.match(escaped):  # "1. x" -> "1\\. x", "# x" -> "\\# x"
+        at = len(escaped.split(".", 1)[0].split(")", 1)[0]) if escaped[0].isdigit() else 0
+        escaped = f"{escaped[:at]}\\{escaped[at:]}"
+    return _MENTION.sub(NO_MENTION, escaped)
 
 
 def html_inline(text: str) -> str:
     """User text made inert inside raw HTML that markdown does not parse (``<summary>``)."""
-    return html.escape(one_line(str(text)), quote=True).replace("`", "&#96;")
+    escaped = html.escape(one_line(str(text)), quote=True).replace("`", "&#96;")
+    return _MENTION.sub(NO_MENTION, escaped)

@@ -2,18 +2,18 @@
 
 Every piece of user-controlled text (test ids, parametrize ids, kernel names, graph-break
 reasons, file paths, ops, shapes, error messages) goes through :func:`md_escape` in
-markdown context, :func:`html_inline` inside raw HTML (``<summary>``), or HTML escaping
+markdown context (in ``<code>`` for identifiers, never a backtick span, which a backtick in
+the text could close), :func:`html_inline` inside raw HTML (``<summary>``), or HTML escaping
 inside a ``<pre>`` block (error messages, whose lines matter), so it can neither split a
-table cell nor inject markup.
+table cell nor inject markup, an image or an ``@mention``.
 """
 
 from __future__ import annotations
 
 import html
-import re
 
 from ..results import RunResults
-from ._format import MISSING, html_inline, md_escape, truncate
+from ._format import MISSING, html_inline, md_escape, printable, truncate
 from .model import (
     SUMMARY_COLUMNS,
     ChangeView,
@@ -135,16 +135,15 @@ def _code(text: str) -> str:
     return f"<code>{md_escape(text)}</code>"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
 def _pre(text: str) -> str:
     """``text`` verbatim, lines kept, in a ``<pre>`` block.
 
     GitHub passes a ``<pre>`` block through as HTML without parsing markdown inside it, and
-    everything in ``text`` is HTML-escaped, so it shows as typed and cannot close the block.
+    everything in ``text`` is HTML-escaped, so it shows as typed and cannot close the block;
+    control characters other than newlines are shown escaped (``printable``).
     """
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = printable(text.replace("\r\n", "\n").replace("\r", "\n").expandtabs(),
+                     multiline=True)
     return f"<pre>{html.escape(text, quote=False).replace('`', '&#96;')}</pre>"
 
 

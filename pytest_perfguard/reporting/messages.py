@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..compare import Change, unique_hints
 from ..results import ResultEntry
+from ._format import one_line, printable
 
 
 def exact(value: float | None) -> str:
@@ -33,18 +34,20 @@ def failure_message(entry: ResultEntry, *, strict: bool | None = None) -> str:
     improved beyond tolerance), each likely cause once, and how to accept the change.
     ``strict`` defaults to what the verdict says (an improvement fails only under it)."""
     m, verdict = entry.measurement, entry.verdict
+    # The test id, name and environment are the user's text: shown escaped (printable).
+    key, environment = printable(m.key), printable(m.environment.label())
     if verdict.missing_baseline:
-        return (f"perfguard: no baseline for {m.key} in this environment "
-                f"({m.environment.label()}) and --perfguard-require-baseline is set. Record "
+        return (f"perfguard: no baseline for {key} in this environment "
+                f"({environment}) and --perfguard-require-baseline is set. Record "
                 "one with --perfguard-update.")
     if strict is None:
         strict = verdict.status == "improved"
-    head = (f"perfguard: {m.key} improved beyond tolerance and --perfguard-strict is set"
-            if strict else f"perfguard: {m.key} regressed against the baseline")
-    lines = [head + f" ({m.environment.label()})"]
+    head = (f"perfguard: {key} improved beyond tolerance and --perfguard-strict is set"
+            if strict else f"perfguard: {key} regressed against the baseline")
+    lines = [head + f" ({environment})"]
     changes = verdict.improvements if strict else verdict.regressions
     for change, hints in unique_hints(changes):
         lines.append(f"  {describe_change(change)}")
-        lines.extend(f"    likely cause: {hint}" for hint in hints)
+        lines.extend(f"    likely cause: {one_line(hint)}" for hint in hints)
     lines.append("If this change is intended, accept it: pytest --perfguard --perfguard-update")
     return "\n".join(lines)

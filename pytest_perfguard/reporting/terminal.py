@@ -9,7 +9,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from ..results import RunResults
-from ._format import one_line, truncate
+from ._format import one_line, printable, truncate
 from .model import ReportView, TestView, build_view
 
 #: Column headers of the summary table; each test's id is on its own line above its rows,
@@ -51,7 +51,8 @@ def render_terminal(results: RunResults, *, verbose: bool = False) -> str:
     if not view.tests and not view.errors:
         return "perfguard: no measurements in this run\n"
     width = None if verbose else TEST_ID_WIDTH
-    lines = [one_line(f"errored {e.test_id} ({e.phase}): {e.summary}") for e in view.errors]
+    lines = [f"errored {printable(e.test_id)} ({one_line(e.phase)}): {one_line(e.summary)}"
+             for e in view.errors]
     if not verbose:  # the start says which test and when; the end of a message can go
         lines = [line if len(line) <= ERROR_LINE_WIDTH else line[:ERROR_LINE_WIDTH - 3] + "..."
                  for line in lines]
@@ -71,7 +72,7 @@ def render_terminal(results: RunResults, *, verbose: bool = False) -> str:
 
 
 def _fit(text: str, width: int | None) -> str:
-    text = one_line(text)
+    text = printable(text)
     return text if width is None else truncate(text, width)
 
 
@@ -103,7 +104,7 @@ def _rows(test: TestView) -> list[list[str]]:
 
 
 def _detail_lines(test: TestView, verbose: bool) -> list[str]:
-    label = one_line(test.label)
+    label = printable(test.label)
     shown = test.changes if verbose else test.regressions
     lines = []
     for change in shown:
