@@ -1,10 +1,16 @@
 """``perfguard history``: record runs and ask which commit changed a number.
 
     perfguard history add RESULTS.json [...] --commit SHA [--branch B] [--dirty] [--db PATH]
-    perfguard history show TEST [--metric M] [--environment E] [--branch B] [-n N] [--db PATH]
-    perfguard history first-change TEST METRIC [--environment E] [--branch B] [--db PATH]
+    perfguard history show TEST [--metric M] [--name N] [--environment E] [--branch B] [-n N]
+                           [--db PATH]
+    perfguard history first-change TEST METRIC [--name N] [--environment E] [--branch B]
+                                   [--db PATH]
     perfguard history report [--html FILE] [--markdown FILE] [--current RESULTS.json ...]
                              [--last N] [--summary-commits K] [--commit-url URL] [--db PATH]
+
+METRIC: the history's ``compiled.graph_breaks``, or as the gate, a report, junit or an
+export prints it (``graph_breaks``, ``compiled kernel_launches``): see
+:func:`~pytest_perfguard.history.metrics.canonical_metric`.
 
 Exit codes: 0 ok; 1 ``first-change`` found no change; 2 usage or file error (a
 :class:`~pytest_perfguard.history.store.HistoryError` is a ``ValueError``, which
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..baseline import atomic_write
+from ..reporting._format import printable
 from ..reporting.merge import merge_results
 from ..results import RunResults
 from . import gitinfo
@@ -52,11 +59,15 @@ def add_history_parser(subparsers: Any) -> None:
                             help="environment key prefix or part of its label (default: the "
                             "one most recently recorded for this test)")
         parser.add_argument("--branch", help="only runs recorded on this branch")
+        parser.add_argument("--name", help="the measurement's name (\"default\" when "
+                            "unnamed); TEST is then its node id alone: tells "
+                            "t.py::test_c[x] named y[z] from t.py::test_c[x]::y[z]")
 
     add = sub.add_parser("add", help="append a finished run (results.json) at a commit")
     add.add_argument("results", type=Path, nargs="+",
                      help="results.json files of one run (several: a CI matrix, merged)")
-    add.add_argument("--commit", required=True, help="the commit the run measured")
+    add.add_argument("--commit", required=True, type=gitinfo.commit_argument,
+                     help="the commit the run measured (a hex object name or a ref name)")
     add.add_argument("--branch", default="", help="the branch it was on")
     add.add_argument("--dirty", action="store_true",
                      help="the tree had uncommitted changes")
@@ -66,7 +77,8 @@ def add_history_parser(subparsers: Any) -> None:
     show_parser = sub.add_parser("show", help="a metric's value per commit, newest first")
     show_parser.add_argument("test", help="test key: node id, or node id::name")
     show_parser.add_argument("--metric", default=DEFAULT_METRIC,
-                             help=f"e.g. compiled.graph_breaks (default {DEFAULT_METRIC})")
+                             help=f"e.g. compiled.graph_breaks, or as the gate prints it: "
+                             f"graph_breaks (default {DEFAULT_METRIC})")
     show_parser.add_argument("-n", "--limit", type=_count, default=0,
                              help="show the newest N commits only (default: all)")
     filters(show_parser)
@@ -77,7 +89,8 @@ def add_history_parser(subparsers: Any) -> None:
                            help="the commit at which a deterministic metric took its "
                            "current value (exit 1: it never changed)")
     first.add_argument("test", help="test key: node id, or node id::name")
-    first.add_argument("metric", help="e.g. compiled.kernel_launches")
+    first.add_argument("metric", help="e.g. compiled.kernel_launches, or as the gate prints "
+                       "it: 'compiled kernel_launches', graph_breaks")
     first.add_argument("--include-dirty", action="store_true",
                        help="count runs of uncommitted trees too")
     filters(first)
@@ -137,8 +150,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     with HistoryStore.open(args.db) as store:
         text = show(store, args.test, args.metric, environment=args.environment,
-                    branch=args.branch, limit=args.limit)
-    sys.stdout.write(text + "\n")
+                    branch=args.branch, limit=args.limit, name=args.name)
+    sys.stdout.write(printable(text, multiline=True) + "\n")
     return 0
 
 
@@ -147,9 +160,9 @@ def _cmd_first_change(args: argparse.Namespace) -> int:
     with HistoryStore.open(args.db) as store:
         answer = first_change(
             store, args.test, args.metric, environment=args.environment, branch=args.branch,
-            include_dirty=args.include_dirty,
+            include_dirty=args.include_dirty, name=args.name,
             commits_between=lambda old, new: gitinfo.commits_between(cwd, old, new))
-    print(answer.text)
+    print(printable(answer.text, multiline=True))
     return answer.exit_code
 
 

@@ -16,6 +16,7 @@ what is derived from them are not: :func:`is_timing` says which is which.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import fields
 from typing import TypeGuard
 
@@ -72,3 +73,28 @@ def is_timing(metric: str) -> bool:
     """Whether ``metric`` is measured with a clock (or sampled), so not deterministic."""
     name = field_of(metric)
     return name in _TIMING_FIELDS or name.startswith("time") or name.endswith("_seconds")
+
+
+#: Words after the mode in the exports' spellings that are not the field's own name.
+_FIELD_ALIASES = {"median_time": "time_median", "time_median_s": "time_median"}
+
+
+def canonical_metric(text: str) -> str:
+    """The history's name (``compiled.graph_breaks``) for a metric as any perfguard output
+    spells it, so that a name copied from one works in ``perfguard history``.
+
+    Understood: the history's own ``compiled.kernel_launches``; the gate's
+    ``compiled kernel_launches``, ``graph_breaks`` and ``compiled time_median_s`` (a name
+    without a mode is the compiled one, as the gate means it); junit properties
+    (``perfguard.compiled.bytes_moved``, ``perfguard.NAME.compiled.flops``);
+    github-action-benchmark's ``compiled kernel launches`` and Bencher's
+    ``compiled-kernel-launches``. Anything else comes back as ``compiled.<text>`` (or as it
+    was, with a mode), for the caller to report as not recorded.
+    """
+    words = [word for word in re.split(r"[\s.\-]+", text.strip().lower()) if word]
+    if words[:1] == ["perfguard"]:
+        words = words[1:]
+    modes = [i for i, word in enumerate(words) if word in MODES]
+    mode = words[modes[-1]] if modes else "compiled"
+    name = "_".join(words[modes[-1] + 1:] if modes else words)
+    return f"{mode}.{_FIELD_ALIASES.get(name, name)}"

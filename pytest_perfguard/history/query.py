@@ -6,39 +6,47 @@ the CLI prints them.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._text import format_change, format_value
 from .gitinfo import UNKNOWN_COMMIT
-from .metrics import is_timing
-from .store import HistoryError, HistoryStore, Row, Run, Series, run_of, short_commit
+from .metrics import canonical_metric, is_timing
+from .store import HistoryError, HistoryStore, Row, Run, Series, TestRef, run_of, short_commit
 
 DEFAULT_METRIC = "compiled.kernel_launches"
 
 
 def resolve_series(store: HistoryStore, test: str, metric: str,
-                   environment: str | None = None) -> tuple[Series, list[Series]]:
+                   environment: str | None = None, *, name: str | None = None
+                   ) -> tuple[Series, list[Series]]:
     """The series of ``metric`` for the test named ``test``, and the other environments'.
 
     ``test`` is a measurement key (``path::test`` or ``path::test::name``), or a unique
-    end or part of one. Without ``environment`` (a key prefix or part of a label) the
-    environment most recently recorded for this test is taken.
+    end or part of one; with ``name``, the node id of the measurement of that name.
+    ``metric`` may be spelt as any perfguard output prints it (``graph_breaks``,
+    ``compiled kernel_launches``: :func:`~.metrics.canonical_metric`). Without
+    ``environment`` (a key prefix or part of a label) the environment most recently
+    recorded for this test is taken.
     """
-    matches = store.tests_matching(test)
+    matches = store.tests_matching(test, name)
     if not matches:
         keys = store.test_keys()
         shown = "\n  ".join(keys[:20]) + ("\n  ..." if len(keys) > 20 else "")
-        raise HistoryError(f"no test {test!r} in {store.path}; recorded tests:\n  {shown}"
-                           if keys else f"no test {test!r} in {store.path}: it holds no tests")
+        what = f"{test!r}" + (f" named {name!r}" if name is not None else "")
+        raise HistoryError(f"no test {what} in {store.path}; recorded tests:\n  {shown}"
+                           if keys else f"no test {what} in {store.path}: it holds no tests")
     if len(matches) > 1:
-        shown = "\n  ".join(m.key for m in matches[:20])
+        shown = "\n  ".join(_argument(m, matches) for m in matches[:20])
         raise HistoryError(f"{test!r} matches {len(matches)} tests; give one of:\n  {shown}")
     ref = matches[0]
-    candidates = store.series_of(ref, metric)
+    wanted = canonical_metric(metric)
+    candidates = store.series_of(ref, wanted)
     if not candidates:
         names = sorted({s.metric for s in store.series_of(ref)})
-        raise HistoryError(f"no metric {metric!r} recorded for {ref.key}; recorded metrics: "
+        spelt = metric if wanted == metric else f"{metric} ({wanted})"
+        raise HistoryError(f"no metric {spelt!r} recorded for {ref.key}; recorded metrics: "
                            + ", ".join(names))
     if environment:
         chosen = [s for s in candidates if s.environment_key.startswith(environment)
@@ -53,6 +61,14 @@ def resolve_series(store: HistoryStore, test: str, metric: str,
     else:
         series = candidates[0]
     return series, [s for s in candidates if s.id != series.id]
+
+
+def _argument(ref: TestRef, matches: list[TestRef]) -> str:
+    """How to name ``ref`` on the command line: its key, or where another match reads the
+    same (``t.py::test_c[x]`` named ``y[z]``, ``t.py::test_c[x]::y[z]``), node id and name."""
+    if sum(m.key == ref.key for m in matches) == 1:
+        return ref.key
+    return f"{shlex.quote(ref.test_id)} --name {shlex.quote(ref.name)}"
 
 
 def _header(series: Series, others: list[Series]) -> list[str]:
@@ -72,14 +88,15 @@ def _date(created: str) -> str:
 
 def show(store: HistoryStore, test: str, metric: str = DEFAULT_METRIC, *,
          environment: str | None = None, branch: str | None = None,
-         limit: int = 0) -> str:
+         limit: int = 0, name: str | None = None) -> str:
     """One line per commit, newest first, like ``git log``: short commit, date, branch,
     value, and the change against the line below (the commit before).
 
     Consecutive runs of the same commit (and dirty flag) make one line with the newest
     run's value and, when there are several, how many and the range of their values.
     """
-    series, others = resolve_series(store, test, metric, environment)
+    series, others = resolve_series(store, test, metric, environment, name=name)
+    metric = series.metric
     rows = store.rows(series, branch=branch)
     if not rows:
         raise HistoryError(f"{series.test.key}: no {series.metric} recorded"
@@ -153,8 +170,8 @@ class FirstChange:
 def first_change(store: HistoryStore, test: str, metric: str, *,
                  environment: str | None = None, branch: str | None = None,
                  include_dirty: bool = False,
-                 commits_between: Callable[[str, str], int | None] | None = None
-                 ) -> FirstChange:
+                 commits_between: Callable[[str, str], int | None] | None = None,
+                 name: str | None = None) -> FirstChange:
     """The first commit at which ``metric`` took its current value.
 
     The newest value (of a clean commit, unless ``include_dirty``) is the current one;
@@ -163,6 +180,7 @@ def first_change(store: HistoryStore, test: str, metric: str, *,
     matters. ``commits_between(old, new)``, when given, counts the commits git knows
     between the two, to say when some were never measured.
     """
+    metric = canonical_metric(metric)
     if is_timing(metric):
         raise HistoryError(
             f"{metric} is a timing: it varies from run to run, so no single commit changed "
@@ -170,7 +188,7 @@ def first_change(store: HistoryStore, test: str, metric: str, *,
             f"launches, bytes, FLOPs, graph breaks, peak memory). See its trend with: "
             f"perfguard history show {test} --metric {metric}"
         )
-    series, _others = resolve_series(store, test, metric, environment)
+    series, _others = resolve_series(store, test, metric, environment, name=name)
     clean = not include_dirty
     newest = store.find_row(series, branch=branch, clean=clean)
     if newest is None:

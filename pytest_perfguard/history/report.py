@@ -23,6 +23,7 @@ from ..reporting._svg import COMPILED_COLOUR, EAGER_COLOUR
 from ..results import RunResults
 from . import _chart
 from ._text import format_change, format_short
+from .gitinfo import is_object_name
 from .metrics import is_timing, measurement_metrics
 from .store import HistoryStore, Run
 
@@ -90,10 +91,13 @@ class TestHistory:
     values: dict[str, list[float | None]]
     statuses: list[str]
     steps: list[StepView] = field(default_factory=list)
+    #: ``(test_id, name)``: two tests can share a key (``test_c[x]`` named ``y[z]``).
+    identity: tuple[str, str] = ("", "")
 
     @property
     def anchor(self) -> str:
-        return "history-" + entry_id_for(self.key, self.environment_key)
+        return "history-" + entry_id_for(self.key, "\0".join((*self.identity,
+                                                              self.environment_key)))
 
     def has_current_change(self) -> bool:
         """Whether the last column (the current run) differs from the run before it."""
@@ -129,8 +133,9 @@ def commit_url_template(explicit: str | None, environ: Mapping[str, str] | None 
 
 
 def _column(run: Run, template: str | None) -> _chart.Column:
-    href = template.replace("{commit}", run.commit) if template and run.commit != "unknown" \
-        else None
+    # A link is built only from checked parts: a hex object name in a safe_url template.
+    href = _chart.safe_url(template.replace("{commit}", run.commit)) \
+        if template and is_object_name(run.commit) else None
     title = f"{run.commit}{' (dirty)' if run.dirty else ''} · {run.created[:16].replace('T', ' ')}"
     if run.branch:
         title += f" · {run.branch}"
@@ -145,18 +150,20 @@ def collect(store: HistoryStore, *, last: int = DEFAULT_LAST, branch: str | None
     columns = [_column(run, commit_url) for run in runs]
     run_index = {run.id: i for i, run in enumerate(runs)}
     width = len(columns) + (1 if current is not None else 0)
-    tests: dict[tuple[str, str], TestHistory] = {}
-    for (key, env_key), metrics in window.values.items():
-        history = TestHistory(key, env_key, window.labels.get(env_key, env_key), {},
-                              [""] * width)
+    tests: dict[tuple[tuple[str, str], str], TestHistory] = {}
+    for (identity, env_key), metrics in window.values.items():
+        history = TestHistory(window.tests[identity].key, env_key,
+                              window.labels.get(env_key, env_key), {}, [""] * width,
+                              identity=identity)
         for metric, by_run in metrics.items():
             row: list[float | None] = [None] * width
             for run_id, value in by_run.items():
                 row[run_index[run_id]] = value
             history.values[metric] = row
         for run in runs:
-            history.statuses[run_index[run.id]] = window.statuses.get((key, env_key, run.id), "")
-        tests[(key, env_key)] = history
+            history.statuses[run_index[run.id]] = window.statuses.get(
+                (identity, env_key, run.id), "")
+        tests[(identity, env_key)] = history
     if current is not None:
         columns.append(_chart.Column("current", "this run (not recorded)", None, "current",
                                      current=True))
@@ -164,8 +171,9 @@ def collect(store: HistoryStore, *, last: int = DEFAULT_LAST, branch: str | None
             m = entry.measurement
             env_key = m.environment.key()
             history = tests.setdefault(
-                (m.key, env_key),
-                TestHistory(m.key, env_key, m.environment.label(), {}, [""] * width))
+                (m.identity, env_key),
+                TestHistory(m.key, env_key, m.environment.label(), {}, [""] * width,
+                            identity=m.identity))
             for metric, value in measurement_metrics(m).items():
                 history.values.setdefault(metric, [None] * width)[-1] = value
             history.statuses[-1] = entry.verdict.status
@@ -283,16 +291,16 @@ def render_history_markdown(view: HistoryView, *,
     """
     first = max(0, len(view.columns) - (commits + (1 if view.has_current else 0)))
     shown = list(range(first, len(view.columns)))
-    heads = [c.label if c.current else (f"[{c.label}]({url})" if (url := _chart.safe_url(c.href))
-                                        else f"`{c.label}`")
-             for c in (view.columns[i] for i in shown)]
+    heads = [c.label if c.current else (
+        f"[{md_escape(c.label)}]({_chart.markdown_url(url)})" if (url := _chart.safe_url(c.href))
+        else _md_code(c.label)) for c in (view.columns[i] for i in shown)]
     lines = ["## perfguard history", ""]
     recorded = [c for c in view.columns if not c.current]
     if not recorded:
         lines += ["No run recorded in the history yet: values below are this run's only.", ""]
     what = "This run beside the" if view.has_current else "The"
     lines += [f"{what} last {len(shown) - (1 if view.has_current else 0)} recorded run(s)"
-              + (f" on `{md_escape(view.branch)}`" if view.branch else "")
+              + (f" on {_md_code(view.branch)}" if view.branch else "")
               + ". Bold: a value that differs from the run before it.", ""]
     changed = [t for t in view.tests if t.has_current_change()] if view.has_current else \
         [t for t in view.tests if any(s.index in shown for s in t.steps)]
@@ -334,3 +342,11 @@ def render_history_markdown(view: HistoryView, *,
     if not view.tests:
         lines += ["No measurements.", ""]
     return "\n".join(lines)
+
+
+def _md_code(text: str) -> str:
+    """``text`` as code in markdown: a backtick span for a plain name (``main``, a short
+    commit), else a ``<code>`` element of escaped text, which a backtick cannot close."""
+    if re.fullmatch(r"[A-Za-z0-9._/-]+", text):
+        return f"`{text}`"
+    return f"<code>{md_escape(text)}</code>"
