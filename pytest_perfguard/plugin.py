@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ from .baseline import (
     update_baseline_file,
 )
 from .compare import judge
+from .devices import give_worker_a_card
 from .history import HistoryError, check_history, record_session
 from .record import Measurement
 from .results import RESULTS_SCHEMA, ResultEntry, ResultsError, RunResults, TestError
@@ -62,6 +64,8 @@ class PerfguardSession:
     #: Judged measurements, gathered from test reports (on the controller).
     entries: list[ResultEntry] = field(default_factory=list)
     errors: list[TestError] = field(default_factory=list)
+    #: Node ids with entries or errors above: a rerun of one of them replaces them.
+    reported_ids: set[str] = field(default_factory=set)
     #: Node ids this run collected (deselected ones included): what prune may judge.
     collected_ids: set[str] = field(default_factory=set)
     results: RunResults | None = None
@@ -103,8 +107,12 @@ def pytest_configure(config: pytest.Config) -> None:
         is_worker=hasattr(config, "workerinput"),
     )
     config.stash[session_key] = session
-    if not settings.active:
-        return
+    if not settings.active or config.getoption("collectonly"):
+        return  # a collection-only run measures nothing and touches no file
+    if session.is_worker:  # one GPU per xdist worker where the runner has several
+        card = give_worker_a_card(str(config.workerinput.get("workerid", "")))  # type: ignore[attr-defined]
+        if isinstance(card, str):
+            warnings.warn(pytest.PytestWarning(f"perfguard: {card}"), stacklevel=1)
     for extra in config.hook.pytest_perfguard_environment(config=config):
         if not isinstance(extra, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
@@ -120,7 +128,10 @@ def pytest_configure(config: pytest.Config) -> None:
                 "--perfguard-update (the unreadable file is then kept aside)."
             ) from None
         if not session.is_worker:
-            aside = set_aside_unreadable(session.baseline_path)
+            try:  # (a directory, a device, a FIFO is never moved: an error instead)
+                aside = set_aside_unreadable(session.baseline_path)
+            except BaselineError as error:
+                raise pytest.UsageError(f"perfguard: {error}") from None
             session.messages.append(
                 f"unreadable baseline moved to {aside} ({exc}); writing a new one"
             )
@@ -169,7 +180,7 @@ class Profiler:
             chosen = profile_options({**self._marker_options, **options},
                                      f"perfguard() in {nodeid}")
         except SettingError as exc:
-            pytest.fail(f"perfguard: {exc}", pytrace=False)
+            raise pytest.fail.Exception(f"perfguard: {exc}", pytrace=False) from None
         if kwargs is not None and not isinstance(kwargs, dict):
             pytest.fail(f"perfguard: perfguard() in {nodeid}: kwargs must be a dict of the "
                         f"model's keyword inputs, got {type(kwargs).__name__}", pytrace=False)
@@ -233,7 +244,7 @@ def perfguard(request: pytest.FixtureRequest) -> Profiler:
         rules, options = split_marker(marker, session.rules,
                                       f"@pytest.mark.perfguard on {request.node.nodeid}")
     except SettingError as exc:
-        pytest.fail(f"perfguard: {exc}", pytrace=False)
+        raise pytest.fail.Exception(f"perfguard: {exc}", pytrace=False) from None
     return Profiler(session, request.node, rules, options)
 
 
@@ -248,6 +259,11 @@ class PerfguardPlugin:
         self.config = config
 
     # -- per test: judge, fail, and send the entries on the report -------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Each attempt (pytest-rerunfailures runs a test again) starts with no measurements."""
+        item.stash[measured_key] = []
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -291,9 +307,19 @@ class PerfguardPlugin:
                                      "results": payload}, source=source)
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
-        if report.when == "call" and getattr(report, "perfguard", None) == "regressed":
+        if report.when == "call" and report.failed and \
+                getattr(report, "perfguard", None) == "regressed":
             return "failed", "P", ("PERF REGRESSION", {"red": True})
         return None
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        """A test runs again (pytest-rerunfailures): its last attempt replaces the earlier."""
+        state = self.session
+        if state.is_worker or nodeid not in state.reported_ids:
+            return
+        state.entries = [e for e in state.entries if e.measurement.test_id != nodeid]
+        state.errors = [e for e in state.errors if e.test_id != nodeid]
+        state.reported_ids.discard(nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Controller (or a run without xdist): take the entries a test's report carries."""
@@ -301,6 +327,7 @@ class PerfguardPlugin:
             return
         payload = getattr(report, _ENTRIES_ATTR, None)
         if payload:
+            self.session.reported_ids.add(report.nodeid)
             try:
                 results = self._results_of(json.loads(payload), f"report of {report.nodeid}")
             except (ResultsError, ValueError) as exc:  # validated on the worker already
@@ -309,6 +336,7 @@ class PerfguardPlugin:
                 self.session.entries.extend(results.entries)
         error = getattr(report, _ERROR_ATTR, None)
         if error:
+            self.session.reported_ids.add(report.nodeid)
             self.session.errors.append(TestError.from_dict(json.loads(error)))
 
     # -- what the run could see (for prune) ------------------------------------------
@@ -474,9 +502,11 @@ def _short_error(report: pytest.TestReport) -> str:
 
 
 def _entry_summary(entry: ResultEntry) -> str:
+    from .reporting._format import printable
+
     m = entry.measurement
     return (
-        f"{m.key}: {entry.verdict.status}; compiled {m.compiled.describe('kernel_launches')} "
+        f"{printable(m.key)}: {entry.verdict.status}; compiled {m.compiled.describe('kernel_launches')} "
         f"launches, {m.compiled.describe('bytes_moved')} bytes, "
         f"{m.compiled.describe('graph_breaks')} graph breaks; eager "
         f"{m.eager.describe('kernel_launches')} launches"

@@ -32,7 +32,11 @@ class SettingError(ValueError):
 
 def _setting(default: Any, help: str, *, minimum: float | None = 0, maximum: float | None = None,
              flag: str | None = None, expects: str | None = None) -> Any:
-    """A dataclass field with the metadata the generators read."""
+    """A dataclass field with the metadata the generators read.
+
+    A number field (int or float) declares its ``maximum`` here: a flag, an ini key, a marker
+    key and a call argument are all checked against these bounds (``coerce``).
+    """
     meta = {"help": help, "minimum": minimum, "maximum": maximum, "flag": flag,
             "expects": expects}
     if isinstance(default, (dict, list)):
@@ -78,15 +82,16 @@ class SessionSettings:
 class Rules:
     """How a measurement is judged against its baseline entry."""
 
-    bytes_tolerance: float = _setting(0.01, "allowed relative growth of compiled bytes moved")
+    bytes_tolerance: float = _setting(0.01, "allowed relative growth of compiled bytes moved",
+                                      maximum=100)
     memory_tolerance: float = _setting(0.01, "allowed relative growth of compiled peak memory "
-                                       "(and drop of memory_ratio)")
+                                       "(and drop of memory_ratio)", maximum=100)
     utilisation_tolerance: float = _setting(0.10, "allowed relative drop of GPU bandwidth/FLOP "
-                                            "utilisation")
+                                            "utilisation", maximum=1)
     time: bool = _setting(False, "gate on wall time too (off by default: shared runners are "
                           "noisy)")
     time_min_effect: float = _setting(0.10, "with time gating: the smallest relative slowdown "
-                                      "of the median that counts")
+                                      "of the median that counts", maximum=100)
     time_alpha: float = _setting(0.01, "with time gating: significance level of the "
                                  "Mann-Whitney U test", maximum=1)
     strict: bool = _setting(False, "fail tests whose improvements beyond tolerance were not "
@@ -122,10 +127,12 @@ class ProfileOptions:
     fullgraph: bool = _setting(False, "torch.compile fullgraph")
     train: bool = _setting(False, "measure forward + backward instead of inference")
     name: str = _setting("default", "name of this measurement (a test may measure several)")
-    repeats: int = _setting(20, "timed calls per mode", minimum=1)
-    warmup: int = _setting(2, "calls per mode before measuring", minimum=1)
-    rtol: float | None = _setting(None, "relative tolerance of the numerics check")
-    atol: float | None = _setting(None, "absolute tolerance of the numerics check")
+    repeats: int = _setting(20, "timed calls per mode", minimum=1, maximum=10_000)
+    warmup: int = _setting(2, "calls per mode before measuring", minimum=1, maximum=1_000)
+    rtol: float | None = _setting(None, "relative tolerance of the numerics check",
+                                  maximum=1_000)
+    atol: float | None = _setting(None, "absolute tolerance of the numerics check",
+                                  maximum=1_000_000)
     check_numerics: bool = _setting(True, "compare compiled outputs with eager outputs")
     loss: Callable[[Any], Any] | None = _setting(
         None, "with train=True: output -> the scalar tensor to backpropagate (default: the "
@@ -171,6 +178,20 @@ def _split_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut short: a 10**400 in a marker is not worth 400 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+
+
+def allowed_range(f: dataclasses.Field[Any]) -> str:
+    """A number field's bounds as text: ``0 to 100``, ``at least 1``."""
+    minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
+    if maximum is None:
+        return "" if minimum is None else f"at least {minimum:,}"
+    return f"at most {maximum:,}" if minimum is None else f"{minimum:,} to {maximum:,}"
+
+
 def coerce(f: dataclasses.Field[Any], hint: Any, value: Any, *, from_text: bool) -> Any:
     """``value`` converted to the field's type and checked against its bounds.
 
@@ -194,46 +215,53 @@ def coerce(f: dataclasses.Field[Any], hint: Any, value: Any, *, from_text: bool)
                 return True
             if text in _FALSE:
                 return False
-        raise ValueError(f"must be true or false, got {value!r}")
+        raise ValueError(f"must be true or false, got {_shown(value)}")
     if base in (int, float):
         if isinstance(value, bool) or not (
             isinstance(value, (int, float)) or (from_text and isinstance(value, str))
         ):
-            raise ValueError(f"must be a {'whole ' if base is int else ''}number, got {value!r}")
+            raise ValueError(f"must be a {'whole ' if base is int else ''}number, "
+                             f"got {_shown(value)}")
         if base is int and not (isinstance(value, int) or from_text):
-            raise ValueError(f"must be a whole number, got {value!r}")
+            raise ValueError(f"must be a whole number, got {_shown(value)}")
         try:
             number: float = int(value) if base is int else float(value)
+        except OverflowError:  # an int beyond a float's range (10**400): compared exactly below
+            number = int(value)
         except (TypeError, ValueError):
             raise ValueError(f"must be a {'whole ' if base is int else ''}number, "
-                             f"got {value!r}") from None
+                             f"got {_shown(value)}") from None
         if isinstance(number, float) and not math.isfinite(number):
-            raise ValueError(f"must be a finite number, got {value!r}")
+            raise ValueError(f"must be a finite number, got {_shown(value)} "
+                             f"(allowed: {allowed_range(f)})")
         minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
         if minimum is not None and number < minimum:
-            raise ValueError(f"must be at least {minimum}, got {value!r}")
+            raise ValueError(f"must be at least {minimum:,}, got {_shown(value)} "
+                             f"(allowed: {allowed_range(f)})")
         if maximum is not None and number > maximum:
-            raise ValueError(f"must be at most {maximum}, got {value!r}")
-        return number
+            raise ValueError(f"must be at most {maximum:,}, got {_shown(value)} "
+                             f"(allowed: {allowed_range(f)})")
+        return float(number) if base is float else number
     if base is str:
         if not isinstance(value, str) or not value:
-            raise ValueError(f"must be a non-empty string, got {value!r}")
+            raise ValueError(f"must be a non-empty string, got {_shown(value)}")
         return value
     origin, args = typing.get_origin(base), typing.get_args(base)
     if origin is collections.abc.Callable:
         if not callable(value):
-            raise ValueError(f"must be a callable, got {value!r}")
+            raise ValueError(f"must be a callable, got {_shown(value)}")
         return value
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ValueError(f"must be a dict with string keys, got {value!r}")
+            raise ValueError(f"must be a dict with string keys, got {_shown(value)}")
         return value
     if origin is collections.abc.Sequence:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ValueError(f"must be {f.metadata.get('expects') or 'a list'}, got {value!r}")
+            raise ValueError(f"must be {f.metadata.get('expects') or 'a list'}, "
+                             f"got {_shown(value)}")
         if args == (str,) and not all(isinstance(v, str) and v for v in value):
             raise ValueError(f"must be {f.metadata.get('expects') or 'a list of non-empty strings'}"
-                             f", got {value!r}")
+                             f", got {_shown(value)}")
         return tuple(value) if args == (str,) else list(value)
     return value  # a type the generators do not know: taken as given
 
@@ -298,7 +326,11 @@ def _option_fields() -> Iterable[tuple[type, dataclasses.Field[Any]]]:
 
 
 def _default_text(f: dataclasses.Field[Any]) -> str:
-    return "" if f.default is False else f" (default: {f.default})"
+    if f.default is False:
+        return ""
+    bounds = allowed_range(f) if isinstance(f.default, (int, float)) and \
+        not isinstance(f.default, bool) else ""
+    return f" (default: {f.default}" + (f"; allowed: {bounds})" if bounds else ")")
 
 
 def add_pytest_options(parser: Any) -> None:
@@ -370,7 +402,8 @@ def add_cli_rule_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(Rules):
         flag = "--" + f.name.replace("_", "-")
         base, _ = _split_optional(hints[f.name])
-        help_text = f.metadata["help"] + " (default: the rule each result was judged with)"
+        bounds = "" if base is bool else f"; allowed: {allowed_range(f)}"
+        help_text = f.metadata["help"] + f" (default: the rule each result was judged with{bounds})"
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                 dest="rule_" + f.name, help=help_text)
