@@ -3,7 +3,7 @@
     perfguard update [RESULTS.json ...] [--baseline PATH] [--only-failed]
     perfguard compare BASELINE RESULTS [--bytes-tolerance X ...]
     perfguard show [BASELINE]
-    perfguard report RESULTS.json [...] [--html FILE] [--markdown FILE]
+    perfguard report RESULTS.json [...] [--html FILE] [--markdown FILE] [--summary FILE]
     perfguard export RESULTS.json --format {github-action-benchmark,bencher} [-o FILE]
 
 ``compare`` judges each result with the rules it was judged with in pytest (a test's
@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from . import __version__
 from .baseline import (
     DEFAULT_BASELINE,
     Baseline,
@@ -31,6 +32,7 @@ from .baseline import (
 from .compare import judge
 from .history.cli import add_history_parser
 from .record import Measurement
+from .reporting._format import printable
 from .results import ResultEntry, ResultsError, RunResults, open_results
 from .settings import SettingError, add_cli_rule_arguments, cli_rule_overrides
 
@@ -43,43 +45,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (BaselineError, ResultsError, SettingError, ValueError) as exc:
-        print(f"perfguard: error: {exc}", file=sys.stderr)
+        print(f"perfguard: error: {printable(str(exc), multiline=True)}", file=sys.stderr)
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="perfguard", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="perfguard", description="Work with perfguard's baselines, results and history "
+        "outside pytest (no torch needed).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     update = sub.add_parser("update", help="promote results files to the baseline")
     update.add_argument("results", nargs="*", type=Path,
                         help=f"results.json files (default: {DEFAULT_RESULTS})")
-    update.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
+    update.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
+                        help=f"baseline file to update (default: {DEFAULT_BASELINE})")
     update.add_argument("--only-failed", action="store_true",
                         help="promote only regressed and improved entries")
     update.set_defaults(func=_cmd_update)
 
     cmp = sub.add_parser("compare", help="compare results with a baseline; exit 1 on regression")
-    cmp.add_argument("baseline", type=Path)
-    cmp.add_argument("results", type=Path)
+    cmp.add_argument("baseline", type=Path, help="baseline file (baseline.json)")
+    cmp.add_argument("results", type=Path, help="results file of a run (results.json)")
     add_cli_rule_arguments(cmp)
     cmp.set_defaults(func=_cmd_compare)
 
     show = sub.add_parser("show", help="what a baseline holds, per environment")
-    show.add_argument("baseline", type=Path, nargs="?", default=DEFAULT_BASELINE)
+    show.add_argument("baseline", type=Path, nargs="?", default=DEFAULT_BASELINE,
+                      help=f"baseline file (default: {DEFAULT_BASELINE})")
     show.set_defaults(func=_cmd_show)
 
     report = sub.add_parser("report", help="render one report from one or more results files")
-    report.add_argument("results", type=Path, nargs="+")
-    report.add_argument("--html", type=Path)
-    report.add_argument("--markdown", type=Path)
+    report.add_argument("results", type=Path, nargs="+",
+                        help="results.json files, merged into one report (e.g. a CI matrix)")
+    report.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report here")
+    report.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="write the full markdown report here")
+    report.add_argument("--summary", type=Path, metavar="FILE",
+                        help="append the job summary pytest --perfguard writes (regressions and "
+                        "errors in full, kept under GitHub's 1 MiB limit) to FILE, e.g. "
+                        '"$GITHUB_STEP_SUMMARY"')
     report.set_defaults(func=_cmd_report)
 
     export = sub.add_parser("export", help="export results for benchmark dashboards")
-    export.add_argument("results", type=Path)
+    export.add_argument("results", type=Path, help="results file of a run (results.json)")
     export.add_argument("--format", required=True,
-                        choices=["github-action-benchmark", "bencher"])
-    export.add_argument("-o", "--output", type=Path)
+                        choices=["github-action-benchmark", "bencher"],
+                        help="github-action-benchmark's customSmallerIsBetter JSON, or "
+                        "Bencher's metric format (bencher run --adapter json)")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write here (default: standard output)")
     export.set_defaults(func=_cmd_export)
 
     add_history_parser(sub)
@@ -130,7 +146,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         changes = entry.verdict.regressions or entry.verdict.improvements
         reason = "; ".join(describe_change(c) for c in changes) or (
             "no baseline entry for this environment and require_baseline is set")
-        print(f"FAILED {entry.measurement.key}: {reason}")
+        print(printable(f"FAILED {entry.measurement.key}: {reason}"))
     return 1 if failing else 0
 
 
@@ -142,10 +158,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     for key, block in sorted(baseline.environments.items()):
-        print(f"environment {key}: {block.environment.label()}")
+        print(printable(f"environment {key}: {block.environment.label()}"))
         rows = []
         for _, m in sorted(block.entries.items()):
-            rows.append([m.key, "train" if m.train else "infer",
+            rows.append([printable(m.key), "train" if m.train else "infer",
                          m.eager.kernel_launches, m.compiled.kernel_launches,
                          m.eager.bytes_moved, m.compiled.bytes_moved,
                          m.compiled.graph_breaks, m.compiled.recompiles])
@@ -157,10 +173,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .reporting import merge_results, render_html, render_markdown
+    from .reporting import merge_results, render_html, render_markdown, render_markdown_summary
 
-    if not args.html and not args.markdown:
-        raise ValueError("report: give --html FILE and/or --markdown FILE")
+    if not args.html and not args.markdown and not args.summary:
+        raise ValueError("report: give --html FILE, --markdown FILE and/or --summary FILE")
     merged = merge_results([RunResults.load(p) for p in args.results])
     if args.html:
         atomic_write(args.html, render_html(merged))
@@ -168,6 +184,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.markdown:
         atomic_write(args.markdown, render_markdown(merged))
         print(f"perfguard: wrote {args.markdown}")
+    if args.summary:
+        # Appended, as GitHub expects of $GITHUB_STEP_SUMMARY (other steps write there too).
+        try:
+            with open(args.summary, "a", encoding="utf-8") as handle:
+                handle.write(render_markdown_summary(merged) + "\n")
+        except OSError as exc:
+            raise ValueError(f"cannot append the job summary to {args.summary}: "
+                             f"{exc.strerror or exc}") from None
+        print(f"perfguard: appended the job summary to {args.summary}")
     return 0
 
 

