@@ -59,10 +59,26 @@ class GraphBreak:
     #: ``path/to/file.py:LINE`` of the user's code where the break happened.
     location: str
     function: str = ""
+    #: How often the first call broke there: the graphs that ended at this site, else
+    #: (no graph ended here: a frame run eagerly) the times dynamo broke here.
+    count: Count = 1
+    #: What is called here under ``torch.compiler.disable`` (``function gelu``,
+    #: ``module self.layers.1``), or "".
+    disabled: str = ""
 
     @property
     def short_reason(self) -> str:
         return self.reason.strip().splitlines()[0] if self.reason.strip() else "(no reason)"
+
+    @property
+    def summary(self) -> str:
+        """The short reason, what it calls under ``torch.compiler.disable`` and how often
+        it broke: ``Skip calling ... function (calls function gelu under
+        torch.compiler.disable), 2 times``."""
+        text = self.short_reason
+        if self.disabled:
+            text += f" (calls {self.disabled} under torch.compiler.disable)"
+        return text + (f", {self.count} times" if self.count != 1 else "")
 
 
 @dataclass
@@ -88,6 +104,14 @@ class KernelBytes:
         return f"{self.kernel}{origin}: {self.bytes:,} bytes{reads}{writes}"
 
 
+#: A timing with fewer samples than this is ``noisy``: the ungated budget takes 5 per mode
+#: on an idle machine, and fewer means load cut it short (then 1-2 stalled calls of 75 ms
+#: stood for a 0.15 ms model).
+MIN_TRUSTED_SAMPLES = 5
+#: A timing whose IQR exceeds this share of its median is ``noisy``.
+NOISY_SPREAD = 0.10
+
+
 @dataclass
 class Timing:
     """Per-call wall time after warm-up (eager and compiled samples are interleaved)."""
@@ -109,9 +133,12 @@ class Timing:
 
     @property
     def noisy(self) -> bool:
-        """IQR above 10% of the median: the timing should not be trusted."""
+        """The timing should not be trusted: fewer than :data:`MIN_TRUSTED_SAMPLES` samples
+        (a loaded machine left the time budget one or two calls, whose spread says nothing),
+        or an IQR above :data:`NOISY_SPREAD` of the median."""
         med = self.median
-        return med <= 0 or self.iqr / med > 0.10
+        return (len(self.samples) < MIN_TRUSTED_SAMPLES or med <= 0
+                or self.iqr / med > NOISY_SPREAD)
 
 
 @dataclass
@@ -383,10 +410,16 @@ class Measurement:
 
     @property
     def speedup(self) -> float | None:
-        """Eager median time / compiled median time."""
+        """Eager median time / compiled median time (see :attr:`timing_trusted`)."""
         if self.eager.time is None or self.compiled.time is None:
             return None
         return _ratio(self.eager.time.median, self.compiled.time.median)
+
+    @property
+    def timing_trusted(self) -> bool:
+        """Both modes were timed and neither timing is ``noisy``: only then does a speedup
+        mean something."""
+        return all(t is not None and not t.noisy for t in (self.eager.time, self.compiled.time))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

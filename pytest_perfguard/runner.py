@@ -19,12 +19,19 @@ import torch
 from .collectors import _torch_private as private
 from .collectors import memory, traces
 from .collectors.bytes_compiled import compiled_bytes
-from .collectors.bytes_eager import count_bytes_and_flops
+from .collectors.bytes_eager import count_bytes, count_bytes_and_flops, count_flops
 from .collectors.environment import fingerprint
 from .collectors.events import rows_from_profiler
 from .collectors.gpu import compute_dtype, record_gpu_counters
 from .collectors.kernels import KernelCount, count_cpu_kernels, count_device_kernels
-from .collectors.numerics import Flattened, NumericsMismatch, check, flatten, iter_tensors
+from .collectors.numerics import (
+    Flattened,
+    NumericsMismatch,
+    check,
+    flatten,
+    iter_tensors,
+    model_precision,
+)
 from .collectors.state import InputSet, StartState, describe_inputs, input_tensors
 from .inputs import Inputs
 from .record import (
@@ -143,8 +150,8 @@ class _Call:
             raise ModelError(f"CUDA out of memory in the backward of {self.describe()} mode: "
                              f"{exc}") from exc
         except Exception as exc:
-            raise ModelError(f"the model's backward raised in {self.describe()} mode: "
-                             f"{type(exc).__name__}: {exc}") from exc
+            raise ModelError(_cause_first(
+                exc, f"the model's backward raised in {self.describe()} mode")) from exc
         if not keep:
             return None
         grads = {f"grad[{name}]": p.grad for name, p in self.named_params + leaves
@@ -160,9 +167,8 @@ class _Call:
         except (ModelError, NumericsMismatch):
             raise
         except Exception as exc:
-            raise ModelError(
-                f"model raised in {self.describe()} mode: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ModelError(_cause_first(exc, f"model raised in {self.describe()} mode")) \
+                from exc
 
     def _backward_targets(self, out: Any) -> list[torch.Tensor]:
         """What ``train=True`` backpropagates (see README "Real models"): the ``loss=``
@@ -174,8 +180,8 @@ class _Call:
             try:
                 value = self.loss(out)
             except Exception as exc:
-                raise ModelError(f"the loss= callable raised in {self.describe()} mode: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+                raise ModelError(_cause_first(
+                    exc, f"the loss= callable raised in {self.describe()} mode")) from exc
             if not (isinstance(value, torch.Tensor) and value.numel() == 1
                     and value.requires_grad):
                 raise ValueError(
@@ -195,6 +201,14 @@ class _Call:
 
     def describe(self) -> str:
         return f"compiled (backend={self.backend!r})" if self.label == "compiled" else "eager"
+
+
+def _cause_first(exc: BaseException, where: str) -> str:
+    """``AssertionError: message (model raised in eager mode)``: the cause leads, so a
+    summary line cut to the terminal's width still shows it; a multi-line message keeps its
+    first line there and the rest below."""
+    first, _, rest = str(exc).strip().partition("\n")
+    return f"{type(exc).__name__}: {first} ({where})" + (f"\n{rest}" if rest else "")
 
 
 def _output_loss(out: Any) -> torch.Tensor | None:
@@ -278,7 +292,7 @@ def measure(
         compile_options=options.compile_options,
     )
     state = StartState(model, sets)
-    with _leave_as_found(state):
+    with _leave_as_found(state), private.quiet_trace_log():
         private.reset_dynamo()
         compiled_fn = torch.compile(
             model, backend=private.recording_backend(inner_backend, recorder),
@@ -296,7 +310,7 @@ def measure(
 
         codes: list[str] = []
         with _compile_context(recorder, profile, options.compile_options) as missing_config, \
-                private.capture_output_code(codes):
+                private.capture_output_code(codes), private.capture_graph_break_log(recorder):
             recorder.start()
             first_call_seconds = 0.0
             per_set: list[Numerics] = []
@@ -313,7 +327,8 @@ def measure(
                     break_reasons = recorder.break_reasons_since_start()
                 numerics = Numerics(checked=False)
                 if options.check_numerics:
-                    numerics = check(eager_out, compiled_out, rtol=options.rtol, atol=options.atol)
+                    numerics = check(eager_out, compiled_out, rtol=options.rtol,
+                                     atol=options.atol, compute=model_precision(model))
                     if not numerics.ok:
                         where = f" on input set {index}" if len(sets) > 1 else ""
                         state.restore()
@@ -339,8 +354,7 @@ def measure(
                 if len(sets) == 1:
                     state.restore()
                     _profile_mode(eager, device, eager_record, recorder=None, trace_dir=trace_dir)
-                    state.restore()
-                    eager_record.bytes_moved, eager_record.flops = count_bytes_and_flops(eager)
+                    _count_eager(eager, eager_record)
                     state.restore()
                     _profile_mode(compiled, device, compiled_record, recorder=recorder,
                                   backend=options.backend, trace_dir=trace_dir)
@@ -454,6 +468,41 @@ def _randomness_note(model: Any, eager: _Call) -> str:
             "generator state), or check_numerics=False.")
 
 
+def _count_eager(call: _Call, record: ModeRecord) -> None:
+    """Fill ``record``'s bytes moved and FLOPs from one eager call under perfguard's probes.
+
+    The probes (the byte counter, torch's ``FlopCounterMode``) are perfguard's machinery: a
+    call that fails under them but runs without them is a probe failure, and the failing
+    probe's metric is ``unavailable (reason)``. Only an error the model raises without any
+    probe is the model's (FlopCounterMode's module tracker raises "Expected gradient function
+    to be set" under ``no_grad`` for a parameter's view passed to a submodule, as DeBERTa-v2
+    does; torch 2.13)."""
+    __tracebackhide__ = True
+    call.state.restore()
+    try:
+        record.bytes_moved, record.flops = count_bytes_and_flops(call)
+        return
+    except Exception:
+        pass
+    call.state.restore()
+    call()  # without probes: the model's own error is raised as the model's
+    for metric, probe, name in (("bytes_moved", count_bytes, "the byte counter"),
+                                ("flops", count_flops, "torch's FlopCounterMode")):
+        call.state.restore()
+        try:
+            setattr(record, metric, probe(call))
+        except Exception as exc:
+            record.unavailable[metric] = f"{name} failed: {_describe_error(exc)}"
+
+
+def _describe_error(exc: BaseException) -> str:
+    """``AssertionError: message`` of the error a probe raised (unwrapped from the
+    :class:`ModelError` the model's call put around it), first line only."""
+    cause = exc.__cause__ if isinstance(exc, ModelError) and exc.__cause__ else exc
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
+
+
 def _profile_each_set(
     eager: _Call,
     compiled: _Call,
@@ -481,8 +530,7 @@ def _profile_each_set(
         set_trace_dir = trace_dir if index == 0 else None
         _profile_mode(eager.only(index), device, eager_part, recorder=None,
                       trace_dir=set_trace_dir)
-        eager.state.restore()
-        eager_part.bytes_moved, eager_part.flops = count_bytes_and_flops(eager.only(index))
+        _count_eager(eager.only(index), eager_part)
         eager.state.restore()
         _profile_mode(compiled.only(index), device, compiled_part, recorder=recorder,
                       backend=options.backend, trace_dir=set_trace_dir)
@@ -545,6 +593,14 @@ def _fill_bytes_breakdown(
             or compiled_record.bytes_moved <= eager_record.bytes_moved):
         return
     first_ids = {g.compile_id for g in recorder.graphs if not g.after_first_call}
+    unlisted = sorted(i for i in first_ids if recorder.bytes_by_compile_id.get(i)
+                      and not recorder.nodes_by_compile_id.get(i))
+    if unlisted:
+        compiled_record.unavailable["bytes_breakdown"] = (
+            f"no kernel list for compiled graph(s) {', '.join(unlisted)} (an inductor cache "
+            "entry written without it; clear "
+            f"{private.measurement_cache_dir() or 'the inductor cache'})")
+        return
     nodes = [KernelBytes(kernel=n.kernel, bytes=n.bytes, ops=list(n.ops), reads=list(n.reads),
                          writes=list(n.writes), graph=compile_id)
              for compile_id, found in sorted(recorder.nodes_by_compile_id.items())
@@ -573,9 +629,17 @@ def _fill_compile_metrics(
     record: ModeRecord, recorder: private.CompileRecorder, break_reasons: list[str]
 ) -> None:
     """Graphs and graph breaks of the first call, counted as ``torch._dynamo.explain``
-    counts them: one break per graph that ended in a graph break (dynamo's restarts and
-    repeated hand-overs of one compile id are recorded once, see
-    :func:`private.recording_backend`), each at the user's ``file:line``.
+    counts them: ``graph_breaks`` is the graphs compiled minus one (every occurrence: a
+    break in a repeated layer, and a frame dynamo runs eagerly between graphs, count too;
+    dynamo's restarts and repeated hand-overs of one compile id are one graph, see
+    :func:`private.recording_backend`).
+
+    ``graph_break_details`` lists each site once, at the user's ``file:line``, with how
+    many graphs ended there (explain's ``break_reasons`` at that line). Sites where dynamo
+    broke but no graph ended (a call to a module under ``torch.compiler.disable`` in a
+    loop, where dynamo runs the whole frame eagerly) come from dynamo's graph-break log,
+    with the times dynamo broke there. A call to something under ``torch.compiler.disable``
+    is named in ``disabled``.
 
     A graph that ended with a bare reason (``step_unsupported``: the break happened in a
     function dynamo could not resume in, e.g. transformers' ``logger.warning_once`` inside
@@ -583,9 +647,10 @@ def _fill_compile_metrics(
     break states, each once (``break_reasons``)."""
     first = [g for g in recorder.graphs if not g.after_first_call]
     record.graphs = len(first)
+    record.graph_breaks = max(len(first) - 1, 0)
     stated = {_first_line(g.reason) for g in first if not private.is_bare_reason(g.reason)}
     unstated = [r for r in break_reasons if _first_line(r) not in stated]
-    details = []
+    sites: dict[str, GraphBreak] = {}
     for graph in first:
         if not graph.graph_break:
             continue
@@ -596,9 +661,42 @@ def _fill_compile_metrics(
         reason = graph.reason
         if private.is_bare_reason(reason) and unstated:
             reason = "\n".join(unstated)
-        details.append(GraphBreak(reason=reason, location=location, function=function))
-    record.graph_breaks = len(details)
-    record.graph_break_details = details
+        _add_site(sites, location, function, reason, 1)
+    _add_logged_sites(sites, recorder, {g.compile_id for g in first if g.graph_break})
+    record.graph_break_details = list(sites.values())
+
+
+def _add_logged_sites(sites: dict[str, GraphBreak], recorder: private.CompileRecorder,
+                      ended: set[str]) -> None:
+    """Sites from dynamo's graph-break log of the first call, each with the compiles that
+    broke there. The log also holds the breaks of the graphs above (their compile ids
+    ``ended``, or a frame further in that dynamo ran eagerly, like ``warning_once``): a
+    break adds a site only if it calls something disabled or its reason is not listed."""
+    known_reasons = {_first_line(site.reason) for site in sites.values()}
+    logged: dict[str, set[str]] = {}
+    for seen in recorder.break_log:
+        location = f"{_relative_path(seen.filename)}:{seen.lineno}"
+        if seen.after_first_call or seen.compile_id in ended:
+            continue
+        if location not in logged:
+            calls_disabled = bool(private.clean_break_reason(seen.reason)[1])
+            if location in sites or (_first_line(seen.reason) in known_reasons
+                                     and not calls_disabled):
+                continue
+            _add_site(sites, location, seen.function, seen.reason, 0)
+        logged.setdefault(location, set()).add(seen.compile_id)
+    for location, compile_ids in logged.items():
+        sites[location].count = len(compile_ids)
+
+
+def _add_site(sites: dict[str, GraphBreak], location: str, function: str, reason: str,
+              count: int) -> None:
+    if location in sites:
+        sites[location].count += count
+        return
+    reason, disabled = private.clean_break_reason(reason)
+    sites[location] = GraphBreak(reason=reason, location=location, function=function,
+                                 count=count, disabled=disabled)
 
 
 def _first_line(text: str) -> str:
@@ -647,7 +745,11 @@ def _profile_mode(
         # Kept (outputs, and gradients when training) so peak memory can name their shapes.
         returned = [call.run(index, keep=True) for index in call.sets]
         _sync(device)
-    memory.record_peak(record, prof, returned, device, cuda_peak)
+    try:
+        memory.record_peak(record, prof, returned, device, cuda_peak)
+    except Exception as exc:  # perfguard's probe failed, not the model
+        record.peak_memory, record.peak_allocations = None, []
+        record.unavailable["peak_memory"] = f"the memory probe failed: {_describe_error(exc)}"
     del returned
     if trace_dir is not None and recorder is not None:
         prof.export_chrome_trace(str(traces.trace_file(trace_dir)))

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -193,7 +194,7 @@ def measurement_compile_config(
 
 #: Part of inductor's cache key for perfguard's compiles; bump it when what a cache entry
 #: must carry for perfguard changes.
-CACHE_KEY_SALT = "pytest-perfguard: inductor byte count recorded (1)"
+CACHE_KEY_SALT = "pytest-perfguard: inductor byte count and kernel list recorded (2)"
 
 
 def _salted_post_grad_pass(inductor_config: Any) -> Any:
@@ -337,6 +338,22 @@ class NodeBytes:
 
 
 @dataclass
+class BreakSighting:
+    """A graph break dynamo logged while compiling (its ``graph_breaks`` log, what
+    ``TORCH_LOGS=graph_breaks`` prints): also the breaks no graph ends at, such as a call
+    to a module under ``torch.compiler.disable`` in a loop, where dynamo runs the whole
+    frame eagerly."""
+
+    compile_id: str
+    filename: str
+    lineno: int
+    function: str
+    #: dynamo's reason for the break itself (as a graph's ``compile_subgraph_reason``).
+    reason: str
+    after_first_call: bool = False
+
+
+@dataclass
 class CompileRecorder:
     """Collects what happens at compile time for one measured model."""
 
@@ -351,6 +368,11 @@ class CompileRecorder:
     bytes_unavailable: str | None = None
     #: ``counters["graph_break"]`` when :meth:`start` was called.
     break_counts_at_start: dict[str, int] = field(default_factory=dict)
+    #: Every graph break dynamo logged (see :func:`capture_graph_break_log`).
+    break_log: list[BreakSighting] = field(default_factory=list)
+    #: compile id -> the scheduler nodes inductor just counted, until its cache entry's
+    #: metric deltas are made (see :func:`_capture_replayed_bytes`).
+    pending_nodes: dict[str, list[NodeBytes]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
@@ -414,14 +436,45 @@ def make_backend(
     wrapper_mode = None if options else (mode or "default")
     try:
         if backend == "inductor" and hasattr(torch, "_TorchCompileInductorWrapper"):
+            _check_inductor_arguments(mode, options)
             return torch._TorchCompileInductorWrapper(wrapper_mode, options, dynamic)
         if hasattr(torch, "_TorchCompileWrapper"):
             return torch._TorchCompileWrapper(backend, wrapper_mode, options, dynamic)
-    except RuntimeError as exc:  # "Unexpected optimization option ..."
-        raise ValueError(f"perfguard: bad compile_options {options!r}: {exc}") from None
+    except RuntimeError as exc:  # "Unexpected type of attr ...", "Unrecognized mode=..."
+        what = f"compile_options {options!r}" if options else f"mode {mode!r}"
+        raise ValueError(f"perfguard: bad {what}: {exc}") from None
     if mode not in (None, "default") or options:
         raise Unavailable("this torch cannot combine mode/options with a wrapped backend")
     return lookup_backend(backend)
+
+
+def _check_inductor_arguments(mode: str | None, options: dict[str, Any] | None) -> None:
+    """A ``ValueError`` naming a mode or option inductor does not know, with a short hint.
+
+    torch's own errors are "bad compile_options None" for a mode and, for one unknown
+    option, the list of all ~600 (``torch._inductor.list_mode_options`` and
+    ``config.get_config_copy``, checked on torch 2.11-2.13; skipped where missing).
+    """
+    __tracebackhide__ = True
+    import difflib
+
+    try:
+        from torch._inductor import config as inductor_config
+        from torch._inductor import list_mode_options
+
+        modes = list(list_mode_options())
+        known = list(inductor_config.get_config_copy())
+    except (ImportError, AttributeError):  # pragma: no cover - torch's own check remains
+        return
+    if mode is not None and mode not in modes:
+        raise ValueError(f"perfguard: bad mode {mode!r}: torch.compile's modes are "
+                         f"{', '.join(modes)}")
+    for key in options or {}:
+        if key.replace("-", "_") not in known:
+            close = difflib.get_close_matches(key.replace("-", "_"), known, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ValueError(f"perfguard: bad compile_options {options!r}: unknown inductor "
+                             f"option {key!r} ({hint}see torch._inductor.config)")
 
 
 def recording_backend(inner: Any, recorder: CompileRecorder) -> Callable[..., Any]:
@@ -496,6 +549,7 @@ class _InductorMetricsHandler(logging.Handler):
                 compile_id, 0
             ) + int(payload["num_bytes_accessed"])
             self.recorder.nodes_by_compile_id.setdefault(compile_id, []).extend(nodes)
+            self.recorder.pending_nodes[compile_id] = nodes
 
 
 def _node_bytes(node: Any, elements: int) -> NodeBytes:
@@ -587,9 +641,23 @@ def capture_inductor_bytes(recorder: CompileRecorder) -> Iterator[None]:
         logger.disabled = old_disabled
 
 
+#: The attribute perfguard adds to a cache entry's ``CachedMetricsDeltas``: its graph's
+#: scheduler nodes as plain tuples (``NodeBytes`` fields), pickled with the entry.
+_NODES_ATTRIBUTE = "_perfguard_nodes"
+
+
 @contextlib.contextmanager
 def _capture_replayed_bytes(recorder: CompileRecorder) -> Iterator[None]:
-    """Record the byte counts a cache hit replays (see :func:`capture_inductor_bytes`)."""
+    """Record the byte counts, and the kernels they are made of, that a cache hit replays
+    (see :func:`capture_inductor_bytes`).
+
+    A hit replays only ``CachedMetricsDeltas``, which has no per-kernel list, so on a miss
+    the nodes inductor just counted are attached to the deltas object that
+    ``CachedMetricsHelper.get_deltas`` makes for the cache entry (``compile_fx``, after the
+    "Graph Metrics" log; torch 2.13): a dataclass pickled with the entry, extra attribute
+    included, and handed back to ``apply_deltas`` on a hit. Cold and warm compiles then
+    give the same ``bytes_breakdown``.
+    """
     if not cache_replays_bytes():
         yield  # measurement_compile_config turned the caches off: nothing is replayed
         return
@@ -598,12 +666,28 @@ def _capture_replayed_bytes(recorder: CompileRecorder) -> Iterator[None]:
     helper = metrics.CachedMetricsHelper
     original = helper.__dict__["apply_deltas"]
     apply = original.__func__ if isinstance(original, staticmethod) else original
+    original_get_deltas: Any = helper.__dict__.get("get_deltas")
+
+    def get_deltas(self: Any) -> Any:
+        delta = original_get_deltas(self)
+        with recorder._lock:
+            nodes = recorder.pending_nodes.pop(current_compile_id() or "?", None)
+        if nodes is not None:
+            with contextlib.suppress(AttributeError, TypeError):  # a slotted/frozen class
+                setattr(delta, _NODES_ATTRIBUTE,
+                        [(n.kernel, n.bytes, n.ops, n.reads, n.writes) for n in nodes])
+        return delta
 
     def apply_deltas(delta: Any) -> None:
         apply(delta)
         replayed = int(getattr(delta, "num_bytes_accessed", 0) or 0)
         compile_id = current_compile_id() or "?"
+        stored = getattr(delta, _NODES_ATTRIBUTE, None)
         with recorder._lock:
+            if isinstance(stored, list):
+                recorder.nodes_by_compile_id.setdefault(compile_id, []).extend(
+                    NodeBytes(str(k), int(b), list(o), list(r), list(w))
+                    for k, b, o, r, w in stored)
             if replayed == 0 and int(getattr(delta, "ir_nodes_pre_fusion", 0) or 0) > 0:
                 # A graph with IR nodes moves bytes: this entry was written by a compile
                 # that did not count them (not one of perfguard's).
@@ -614,10 +698,15 @@ def _capture_replayed_bytes(recorder: CompileRecorder) -> Iterator[None]:
                 recorder.bytes_by_compile_id.get(compile_id, 0) + replayed)
 
     helper.apply_deltas = staticmethod(apply_deltas)  # type: ignore[method-assign]
+    if callable(original_get_deltas):
+        helper.get_deltas = get_deltas  # type: ignore[method-assign]
     try:
         yield
     finally:
         helper.apply_deltas = original  # type: ignore[method-assign]
+        if callable(original_get_deltas):
+            helper.get_deltas = original_get_deltas  # type: ignore[method-assign]
+        recorder.pending_nodes.clear()
 
 
 @contextlib.contextmanager
@@ -649,6 +738,127 @@ def graph_break_counter_reasons() -> dict[str, int]:
     except ImportError:
         return {}
     return dict(counters.get("graph_break", {}))
+
+
+#: dynamo's ``graph_breaks`` artifact loggers (``torch._dynamo.symbolic_convert`` and
+#: ``convert_frame``, attribute ``graph_break_log``; torch 2.11-2.13). Their message says
+#: "Graph break in user code at FILE:LINE" (asserted by torch's own test_exc.py) and
+#: "Graph Break Reason: ...".
+_BREAK_LOG_MODULES = ("torch._dynamo.symbolic_convert", "torch._dynamo.convert_frame")
+_BREAK_AT = re.compile(r"in user code at (.+):(\d+)\n")
+_USER_FRAME = re.compile(r'File "(.+)", line (\d+), in (\S+)')
+_REASON_ENDS = ("\nStack variable source attribution:", "\nUser code traceback:",
+                "\n*** While handling this graph break")
+
+
+class _GraphBreakLogHandler(logging.Handler):
+    def __init__(self, recorder: CompileRecorder) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.recorder = recorder
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:
+            return
+        at = _BREAK_AT.search(text)
+        frames = _USER_FRAME.findall(text)
+        if at is not None:
+            filename, lineno = at.group(1), int(at.group(2))
+        elif frames:
+            filename, lineno = frames[-1][0], int(frames[-1][1])
+        else:
+            return
+        function = next((f for name, line, f in reversed(frames)
+                         if name == filename and int(line) == lineno), "")
+        sighting = BreakSighting(
+            compile_id=current_compile_id() or "?", filename=filename, lineno=lineno,
+            function=function, reason=_logged_reason(text),
+            after_first_call=self.recorder.first_call_done)
+        with self.recorder._lock:
+            self.recorder.break_log.append(sighting)
+
+
+def _logged_reason(text: str) -> str:
+    """The break's own reason in a ``graph_breaks`` log message, without dynamo's wrapper
+    line ("Encountered graph break when attempting to trace CALL ...:")."""
+    _, found, reason = text.partition("Graph Break Reason: ")
+    if not found:
+        return text.strip().splitlines()[0] if text.strip() else ""
+    for end in _REASON_ENDS:
+        reason = reason.split(end)[0]
+    first, _, rest = reason.partition("\n")
+    if first.rstrip().endswith(":") and rest.strip():
+        reason = rest
+    return reason.strip()
+
+
+@contextlib.contextmanager
+def capture_graph_break_log(recorder: CompileRecorder) -> Iterator[None]:
+    """Record every graph break dynamo logs while compiling into ``recorder.break_log``.
+
+    The loggers print nothing meanwhile unless the user enabled them (``TORCH_LOGS``),
+    whose handlers are kept. A torch without these loggers records nothing (only the
+    breaks that end a graph are then listed).
+    """
+    import importlib
+
+    loggers = []
+    for name in _BREAK_LOG_MODULES:
+        try:
+            found = getattr(importlib.import_module(name), "graph_break_log", None)
+        except ImportError:  # pragma: no cover
+            found = None
+        if isinstance(found, logging.Logger):
+            loggers.append(found)
+    handler = _GraphBreakLogHandler(recorder)
+    saved = [(lg, lg.level, lg.propagate, lg.disabled, list(lg.handlers)) for lg in loggers]
+    for logger in loggers:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.addHandler(handler)  # the user asked for them: keep theirs too
+        else:
+            logger.setLevel(logging.DEBUG)
+            logger.propagate = False
+            logger.disabled = False
+            logger.handlers = [handler]
+    try:
+        yield
+    finally:
+        for logger, level, propagate, disabled, handlers in saved:
+            logger.handlers = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.disabled = disabled
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_DISABLED_FUNCTION = re.compile(
+    r"Skip calling function `<(?:function|bound method|built-in function) ([\w.<>]+)")
+_DISABLED_MODULE = re.compile(
+    r"when calling `([^`]+)`\. Reason: Optimized `nn\.Module` is wrapped with "
+    r"`torch\.compiler\.disable`")
+_SOURCE_KEY = re.compile(r"\._modules\['([^']+)'\]|\['([^']+)'\]|\.(\w+)")
+
+
+def clean_break_reason(reason: str) -> tuple[str, str]:
+    """(dynamo's break reason with object addresses dropped, so it reads the same on every
+    run; what it calls that is under ``torch.compiler.disable``, e.g. ``function gelu``,
+    ``module self.layers.1``, or "").
+
+    The messages are dynamo's graph-break registry entries gb0098 ("Skip calling
+    `torch.compiler.disable()`d function") and gb0148 ("Unsupported function call
+    (delayed)" for an ``nn.Module`` wrapped in ``torch.compiler.disable``), torch 2.13.
+    """
+    disabled = ""
+    function = _DISABLED_FUNCTION.search(reason)
+    module = _DISABLED_MODULE.search(reason)
+    if function is not None:
+        disabled = f"function {function.group(1)}"
+    elif module is not None:
+        source = module.group(1)  # L['self']._modules['layers']._modules['1']
+        parts = [next(p for p in match if p) for match in _SOURCE_KEY.findall(source)]
+        disabled = "module " + ".".join(parts) if parts else f"module {source}"
+    return _ADDRESS.sub("", reason), disabled
 
 
 def reset_dynamo() -> None:
@@ -928,6 +1138,9 @@ def random_ops_called(fn: Callable[[], Any]) -> list[str]:
     """Run ``fn`` and name the random ops it called: aten ops tagged
     ``torch.Tag.nondeterministic_seeded`` (dropout, bernoulli, rand, ...), seen by a
     ``TorchDispatchMode`` (``torch.utils._python_dispatch``, private; torch 2.0-2.13).
+    The tag is not evidence on its own: CPU attention
+    (``_scaled_dot_product_flash_attention_for_cpu``) carries it with ``dropout_p=0``, so an
+    op whose ``dropout_p``/``p`` is 0 or whose ``train`` is False is not named.
     Raises :class:`Unavailable` where that is missing."""
     try:
         from torch.utils._python_dispatch import TorchDispatchMode
@@ -940,7 +1153,7 @@ def random_ops_called(fn: Callable[[], Any]) -> list[str]:
     class _RandomOps(TorchDispatchMode):
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
                                kwargs: Any = None) -> Any:
-            if seeded in getattr(func, "tags", ()):
+            if seeded in getattr(func, "tags", ()) and _draws_random(func, args, kwargs or {}):
                 name = str(func.overloadpacket.__name__)
                 if name not in found:
                     found.append(name)
@@ -949,3 +1162,53 @@ def random_ops_called(fn: Callable[[], Any]) -> list[str]:
     with _RandomOps():
         fn()
     return found
+
+
+def _draws_random(func: Any, args: Any, kwargs: dict[str, Any]) -> bool:
+    """False for a seeded op called with no randomness (``dropout_p=0``, ``p=0``,
+    ``train=False``; the schema's default where not passed)."""
+    schema = getattr(func, "_schema", None)
+    for index, argument in enumerate(schema.arguments if schema is not None else ()):
+        if argument.name not in ("dropout_p", "p", "train"):
+            continue
+        if not argument.kwarg_only and index < len(args):
+            value = args[index]
+        elif argument.name in kwargs:
+            value = kwargs[argument.name]
+        elif argument.has_default_value():
+            value = argument.default_value
+        else:
+            continue
+        if argument.name == "train" and value is False:
+            return False
+        if argument.name != "train" and isinstance(value, (int, float)) and value == 0:
+            return False
+    return True
+
+
+#: torch's structured-trace logger (``torch._logging._internal.trace_log``, private; torch
+#: 2.2-2.13): DEBUG level, not propagating, one record per compile event. pytest (9.x)
+#: attaches its capture handler to non-propagating loggers too, so a failing test's
+#: "Captured log" held hundreds of empty ``DEBUG torch.__trace`` lines.
+_TRACE_LOGGER = "torch.__trace"
+
+
+class _DropRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def quiet_trace_log() -> Iterator[None]:
+    """Drop torch's structured-trace records while perfguard compiles, unless the user asked
+    for a trace (``TORCH_TRACE``): they carry no text for a person, only for tlparse."""
+    if os.environ.get("TORCH_TRACE"):
+        yield
+        return
+    logger = logging.getLogger(_TRACE_LOGGER)
+    drop = _DropRecords()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)

@@ -4,7 +4,7 @@ estimate for eager ops between graphs (after a graph break).
 Inductor's count (``GraphLowering.count_bytes()``: each scheduler node's read/write buffer
 sizes, what pytorch's ``test/inductor/test_perf.py`` asserts) arrives per compile id through
 ``_torch_private.capture_inductor_bytes``; which graphs ran in the profiled call comes from
-the ``Torch-Compiled Region: <id>`` events the kernel counter noted.
+the ``Torch-Compiled Region: <id>`` events the kernel counter noted, one per execution.
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ def estimate_op_bytes(shapes: list[Any], dtypes: list[Any]) -> int:
     return sum(sizes) + (sizes[0] if sizes else 0)
 
 
-
-
 def compiled_bytes(recorder: CompileRecorder, counted: KernelCount, backend: str
                    ) -> tuple[int | None, str | None]:
     """(bytes moved, None), or (None, why it is unavailable) - never a silent 0."""
@@ -52,7 +50,9 @@ def compiled_bytes(recorder: CompileRecorder, counted: KernelCount, backend: str
                      and any(g.compile_id == r for g in recorder.graphs))
     if missing:
         return None, f"no inductor byte count for compiled graph(s) {', '.join(missing)}"
-    total = sum(recorder.bytes_by_compile_id.get(r, 0) for r in ran)
+    # Once per execution: a graph that runs twice in one call (a block repeated after a
+    # graph break reuses the same compiled code) moves its bytes twice.
+    total = sum(recorder.bytes_by_compile_id.get(r, 0) for r in counted.compiled_regions)
     total += sum(estimate_op_bytes(shapes, dtypes)
                  for _, shapes, dtypes in counted.outside_graph_ops)
     return total, None
