@@ -226,6 +226,11 @@ def _nvml(mode: str) -> Callable[[Measurement], float | None]:
 
 
 def _checks() -> tuple[Check, ...]:
+    """The gated metrics. Verdicts follow what users run: the compiled program's metrics,
+    graph breaks and recompiles. Eager metrics and the eager/compiled ratios (fusion_ratio,
+    memory_ratio, speedup) are context in reports, never a verdict: an eager-only change
+    (an upcast, a ``.clone()`` inductor removes) moves them while the compiled program is the
+    same, and a 1e-9 relative wobble of a ratio is no regression."""
     checks: list[Check] = [
         # Fusion: deterministic counts are compared exactly.
         ExactCheck("compiled kernel_launches", lambda m: m.compiled.kernel_launches, "fusion"),
@@ -233,26 +238,20 @@ def _checks() -> tuple[Check, ...]:
         ExactCheck("recompiles", lambda m: m.compiled.recompiles),
         RelativeCheck("compiled bytes_moved", lambda m: m.compiled.bytes_moved, "fusion",
                       tolerance=lambda r: r.bytes_tolerance),
-        RelativeCheck("fusion_ratio", lambda m: m.fusion_ratio, "fusion",
-                      tolerance=lambda r: 1e-9, higher_is_worse=False),
         # Capacity: the other half of the memory wall.
         RelativeCheck("compiled peak_memory", lambda m: m.compiled.peak_memory,
                       tolerance=lambda r: r.memory_tolerance),
-        RelativeCheck("memory_ratio", lambda m: m.memory_ratio,
-                      tolerance=lambda r: r.memory_tolerance, higher_is_worse=False),
-    ]
-    for mode in ("eager", "compiled"):
         # Utilisation (GPU): a drop beyond tolerance is a regression.
-        for attribute in ("bandwidth_utilisation", "flop_utilisation"):
-            checks.append(RelativeCheck(f"{mode} {attribute}", _utilisation(mode, attribute),
-                                        tolerance=lambda r: r.utilisation_tolerance,
-                                        higher_is_worse=False))
-        checks.append(RelativeCheck(f"{mode} nvml_gpu_util_percent", _nvml(mode),
-                                    enabled=lambda r: r.nvml,
-                                    tolerance=lambda r: r.utilisation_tolerance,
-                                    higher_is_worse=False))
-    checks += [TimeCheck(f"{mode} time_median_s", lambda m: None, mode=mode)
-               for mode in ("eager", "compiled")]
+        RelativeCheck("compiled bandwidth_utilisation",
+                      _utilisation("compiled", "bandwidth_utilisation"),
+                      tolerance=lambda r: r.utilisation_tolerance, higher_is_worse=False),
+        RelativeCheck("compiled flop_utilisation", _utilisation("compiled", "flop_utilisation"),
+                      tolerance=lambda r: r.utilisation_tolerance, higher_is_worse=False),
+        RelativeCheck("compiled nvml_gpu_util_percent", _nvml("compiled"),
+                      enabled=lambda r: r.nvml, tolerance=lambda r: r.utilisation_tolerance,
+                      higher_is_worse=False),
+        TimeCheck("compiled time_median_s", lambda m: None, mode="compiled"),
+    ]
     return tuple(checks)
 
 

@@ -250,8 +250,8 @@ def test_unknown_option(perfguard):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=6)
     result.stdout.fnmatch_lines_random([
-        "*ModelError: model raised in eager mode: RuntimeError: model is broken*",
-        "*ModelError: model raised in compiled (backend='inductor') mode*",
+        "*ModelError: RuntimeError: model is broken (model raised in eager mode)*",
+        "*ModelError: *(model raised in compiled (backend='inductor') mode)*",
         "*unsupported torch.compile backend 'no-such-backend'*Available:*inductor*",
         "*model and inputs are on more than one device: cpu (input*meta (input*",
         "*model must be an nn.Module or a callable*",

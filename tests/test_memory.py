@@ -304,8 +304,9 @@ def test_a_planted_memory_regression_fails_the_gate_naming_peak_memory(
 ) -> None:
     """Baseline: compiled peak 4 MiB (the output only), eager 8 MiB + 12 (derived above), so
     memory_ratio = (8 MiB + 12) / 4 MiB. After the change the compiled peak is 8 MiB
-    (+100%, far beyond the 1% memory_tolerance) and the ratio halves: both regressions are
-    listed in one failure, though kernel launches and bytes moved did not change."""
+    (+100%, far beyond the 1% memory_tolerance): the failure names it, though kernel
+    launches and bytes moved did not change. The ratio halves too, but a ratio is context,
+    not a verdict: it is not listed."""
     pytester.makepyfile(model=GATED_MODEL_V1, test_model=GATED_TEST)
     pytester.runpytest("--perfguard", "--perfguard-update").assert_outcomes(passed=1)
     pytester.makepyfile(model=GATED_MODEL_V2)
@@ -314,6 +315,6 @@ def test_a_planted_memory_regression_fails_the_gate_naming_peak_memory(
     result.stdout.fnmatch_lines([
         "*perfguard: test_model.py::test_model regressed against the baseline*",
         "*compiled peak_memory: baseline 4,194,304, current 8,388,608 (+100.0%)*",
-        "*memory_ratio: baseline 2, current 1 (-50.0%)*",
         "PERF REGRESSION test_model.py::test_model*",
     ])
+    result.stdout.no_fnmatch_line("*memory_ratio: baseline*")

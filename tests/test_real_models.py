@@ -134,7 +134,7 @@ def test_bad_loss_callable(perfguard):
     result.assert_outcomes(passed=1, failed=3)
     result.stdout.fnmatch_lines_random([
         "*ValueError: perfguard: train=True but no output of the model requires grad*",
-        "*ModelError: model raised in eager mode: RuntimeError: model is broken*",
+        "*ModelError: RuntimeError: model is broken (model raised in eager mode)*",
         "*ValueError: perfguard: loss= must return a one-element tensor that requires grad, "
         "got a tensor of shape () that does not require grad*",
     ])

@@ -97,9 +97,27 @@ def _moves_no_data(func: Any) -> bool:
         return False
 
 
+def count_bytes(call: Callable[[], Any]) -> int:
+    """Bytes moved by one eager call (this module's counter alone)."""
+    counter = ByteCounter()
+    with counter:
+        call()
+    return counter.bytes_moved
+
+
+def count_flops(call: Callable[[], Any]) -> int:
+    """FLOPs of one eager call: torch's ``FlopCounterMode`` (matmul, convolution and
+    attention work) alone."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flop_counter = FlopCounterMode(display=False)
+    with flop_counter:
+        call()
+    return int(flop_counter.get_total_flops())
+
+
 def count_bytes_and_flops(call: Callable[[], Any]) -> tuple[int, int]:
-    """(bytes moved, FLOPs) of one eager call: this counter and torch's
-    ``FlopCounterMode`` (matmul, convolution and attention work) watch the same call."""
+    """(bytes moved, FLOPs) of one eager call: both counters watch the same call."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = ByteCounter()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import math
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,14 +217,36 @@ def _attributes(value: Any) -> list[str] | None:
     return sorted(n for n in found if not (n.startswith("__") and n.endswith("__")))
 
 
+def lowest_precision(dtypes: Iterable[torch.dtype]) -> torch.dtype | None:
+    """The floating dtype with the loosest tolerance among ``dtypes`` (bf16 over fp16 over
+    float32 over float64), or None when none is a dtype with a tolerance."""
+    known = [d for d in dtypes if d in TOLERANCES]
+    return max(known, key=lambda d: TOLERANCES[d], default=None)
+
+
+def model_precision(model: Any) -> torch.dtype | None:
+    """The precision a model computes in: the lowest-precision floating dtype among its
+    parameters and buffers (a bf16 model returning ``logits.float()`` computes in bf16)."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    return lowest_precision(t.dtype for t in
+                            itertools.chain(model.parameters(), model.buffers()))
+
+
 def check(
     eager: Flattened,
     compiled: Flattened,
     *,
     rtol: float | None = None,
     atol: float | None = None,
+    compute: torch.dtype | None = None,
 ) -> Numerics:
-    """Compare two flattened outputs. Returns the record; ``ok`` is False on a mismatch."""
+    """Compare two flattened outputs. Returns the record; ``ok`` is False on a mismatch.
+
+    A floating output's default tolerance is that of its own dtype or of ``compute`` (the
+    model's compute dtype), whichever is looser: an error made in bf16 arithmetic stays a
+    bf16-sized error after an upcast to float32. The message states the tolerance applied to
+    the element it names."""
     skipped = sorted(set(eager.skipped) | set(compiled.skipped))
     eager_leaves, compiled_leaves = eager.leaves, compiled.leaves
     eager_paths = [p for p, _ in eager_leaves]
@@ -239,7 +262,8 @@ def check(
             ),
         )
     compiled_by_path = dict(compiled_leaves)
-    worst: tuple[float, float, str, float, float] | None = None  # excess, abs, where, e, c
+    # excess, abs error, where, eager value, compiled value, its rtol, its atol
+    worst: tuple[float, float, str, float, float, float, float] | None = None
     used_rtol = used_atol = 0.0
     for path, e in eager_leaves:
         c = compiled_by_path[path]
@@ -252,7 +276,7 @@ def check(
                 if not math.isclose(float(e), float(c), rel_tol=1e-5, abs_tol=1e-6):
                     excess = abs(float(e) - float(c))
                     if worst is None or excess > worst[0]:
-                        worst = (excess, excess, path, float(e), float(c))
+                        worst = (excess, excess, path, float(e), float(c), 1e-5, 1e-6)
             elif e != c:
                 return Numerics(checked=True, ok=False, where=path, skipped=skipped,
                                 message=f"{path}: eager {e!r}, compiled {c!r}")
@@ -265,7 +289,10 @@ def check(
             )
         if e.numel() == 0:
             continue
-        default_rtol, default_atol = TOLERANCES.get(e.dtype, (0.0, 0.0))
+        dtype = e.dtype
+        if e.is_floating_point() and compute is not None:
+            dtype = lowest_precision([e.dtype, compute]) or e.dtype
+        default_rtol, default_atol = TOLERANCES.get(dtype, (0.0, 0.0))
         r = default_rtol if rtol is None else rtol
         a = default_atol if atol is None else atol
         used_rtol, used_atol = max(used_rtol, r), max(used_atol, a)
@@ -291,11 +318,12 @@ def check(
         max_excess = float(over.reshape(-1)[flat_index])
         if worst is None or max_excess > worst[0]:
             worst = (max_excess, float(diff.reshape(-1)[flat_index]), f"{path}{list(index)}",
-                     float(e_d.reshape(-1)[flat_index]), float(c_d.reshape(-1)[flat_index]))
+                     float(e_d.reshape(-1)[flat_index]), float(c_d.reshape(-1)[flat_index]),
+                     r, a)
     if worst is None:
         return Numerics(checked=True, ok=True, max_abs_error=0.0, atol=used_atol, rtol=used_rtol,
                         skipped=skipped)
-    excess_value, abs_error, where, eager_value, compiled_value = worst
+    excess_value, abs_error, where, eager_value, compiled_value, leaf_rtol, leaf_atol = worst
     # JSON holds finite numbers only (results.json and the baseline are validated): an error
     # with no finite size (against an eager 0, or a NaN where eager had a number) is None,
     # and the message says where it is.
@@ -303,9 +331,11 @@ def check(
     rel_error = (abs_error / abs(eager_value) if eager_value else None if abs_error else 0.0
                  ) if finite else None
     ok = excess_value <= 0
+    limit = leaf_atol + leaf_rtol * abs(eager_value) if math.isfinite(eager_value) else 0.0
     message = "" if ok else (
         f"largest error at {where}: eager {eager_value:.6g}, compiled {compiled_value:.6g}, "
-        f"abs error {abs_error:.3g} (rtol {used_rtol:g}, atol {used_atol:g})"
+        f"abs error {abs_error:.3g} > allowed {limit:.3g} (atol {leaf_atol:g} + "
+        f"rtol {leaf_rtol:g} x |eager|)"
     )
     return Numerics(checked=True, ok=ok, max_abs_error=abs_error if finite else None,
                     max_rel_error=rel_error, where=where, atol=used_atol, rtol=used_rtol,

@@ -18,6 +18,10 @@ Formats:
     not exist yet are created by Bencher from their slug; ``latency`` is Bencher's built-in
     measure, in nanoseconds.
 
+A ``noisy`` median time (too few samples, or an IQR above 10% of the median: see
+``Timing.noisy``) is left out of both: neither format can mark a point as untrustworthy,
+and a chart or an alert would read it as the model's speed.
+
 Benchmark names are the measurement keys (test node id, plus ``::name`` for a named
 measurement). Only where one results file holds the same key in several environments
 (a merged CI matrix) is the device name appended (and the environment key, if the device
@@ -107,15 +111,14 @@ def _github_action_benchmark(results: RunResults) -> list[dict[str, Any]]:
                 "extra": f"{count(compiled.graphs)} graphs; "
                          f"{count(compiled.recompiles)} recompiles\n{env}",
             })
-        if compiled.time is not None and compiled.time.samples:
+        if compiled.time is not None and not compiled.time.noisy:
             timing = compiled.time
-            noisy = " (noisy)" if timing.noisy else ""
             benches.append({
                 "name": f"{name} - compiled median time",
                 "unit": "s",
                 "value": timing.median,
                 "extra": f"median of {len(timing.samples)} samples ({timing.clock}), "
-                         f"IQR {timing.iqr:.3g} s{noisy}\n{env}",
+                         f"IQR {timing.iqr:.3g} s\n{env}",
             })
     return benches
 
@@ -133,7 +136,7 @@ def _bencher(results: RunResults) -> dict[str, dict[str, dict[str, float]]]:
             measures["compiled-peak-memory"] = {"value": compiled.peak_memory}
         if compiled.graph_breaks is not None:
             measures["graph-breaks"] = {"value": compiled.graph_breaks}
-        if compiled.time is not None and compiled.time.samples:
+        if compiled.time is not None and not compiled.time.noisy:
             measures["latency"] = _latency_ns(compiled.time)
         if measures:
             report[name] = measures

@@ -13,11 +13,12 @@ Text here is *not* escaped: each reporter escapes for its own medium (``md_escap
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 
 from ..compare import STATUS_ORDER, Change, unique_hints
-from ..record import Allocation, Environment, Kernel, Measurement, ModeRecord
+from ..record import MIN_TRUSTED_SAMPLES, Allocation, Environment, Kernel, Measurement, ModeRecord
 from ..results import ResultEntry, RunResults, TestError
 from ._format import (
     MISSING,
@@ -351,9 +352,15 @@ def _field_text(value: object) -> str:
     return str(value) if value not in ("", None) else MISSING
 
 
+#: A dotted exception path at the start of an error line, up to its class name.
+_EXCEPTION_PATH = re.compile(r"^(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*: )")
+
+
 def _error_view(error: TestError) -> ErrorView:
     lines = [line for line in error.message.splitlines() if line.strip()]
-    summary = one_line(lines[0]) if lines else "(no message)"
+    # ``pytest_perfguard.runner.ModelError: ...`` reads ``ModelError: ...``: the line is cut
+    # to the terminal's width, and the module path would push the cause past the cut.
+    summary = _EXCEPTION_PATH.sub(r"\1", one_line(lines[0])) if lines else "(no message)"
     message = error.message.rstrip()
     if len(message) > ERROR_MESSAGE_CHARS:
         cut = len(message) - ERROR_MESSAGE_CHARS
@@ -441,7 +448,7 @@ def _test_view(entry: ResultEntry, env_key: str, several: bool, shared: _Reasons
         kernels=[_kernel_table(mode) for mode in (compiled, eager) if details and mode.kernels],
         allocations=[_allocation_table(mode) for mode in (compiled, eager)
                      if details and mode.peak_allocations],
-        graph_break_details=[GraphBreakView(g.short_reason, g.reason.strip(), g.location,
+        graph_break_details=[GraphBreakView(g.summary, g.reason.strip(), g.location,
                                             g.function)
                              for g in compiled.graph_break_details],
         numerics=_numerics(m),
@@ -457,11 +464,11 @@ def _test_view(entry: ResultEntry, env_key: str, several: bool, shared: _Reasons
 
 
 def _speedup(m: Measurement) -> str:
-    """Eager/compiled median time ratio, flagged when either timing is noisy."""
+    """Eager/compiled median time ratio, shown only when both timings are trustworthy: a
+    ratio of a noisy timing (a 48x "speedup" of one stalled eager call) is no number."""
     if m.speedup is None:
         return MISSING
-    noisy = any(t is not None and t.noisy for t in (m.eager.time, m.compiled.time))
-    return f"{m.speedup:.2f}x (noisy)" if noisy else f"{m.speedup:.2f}x"
+    return f"{m.speedup:.2f}x" if m.timing_trusted else "n/a (noisy)"
 
 
 def _change_view(change: Change, hints: list[str]) -> ChangeView:
@@ -480,8 +487,11 @@ METRIC_COLUMNS = [Column("Metric"), Column("Eager", numeric=True),
 def _timing(mode: ModeRecord) -> str:
     if mode.time is None:
         return MISSING
-    noisy = " (noisy)" if mode.time.noisy else ""
-    return f"{human_seconds(mode.time.median)} ± {human_seconds(mode.time.iqr)} IQR{noisy}"
+    timing = mode.time
+    noisy = " (noisy)" if timing.noisy else ""
+    if len(timing.samples) < MIN_TRUSTED_SAMPLES:  # an IQR of one or two samples says nothing
+        return f"{human_seconds(timing.median)}, {plural(len(timing.samples), 'sample')}{noisy}"
+    return f"{human_seconds(timing.median)} ± {human_seconds(timing.iqr)} IQR{noisy}"
 
 
 def _metric_table(m: Measurement, speedup: str) -> Table:
