@@ -84,8 +84,8 @@ class Rules:
 
     bytes_tolerance: float = _setting(0.01, "allowed relative growth of compiled bytes moved",
                                       maximum=100)
-    memory_tolerance: float = _setting(0.01, "allowed relative growth of compiled peak memory "
-                                       "(and drop of memory_ratio)", maximum=100)
+    memory_tolerance: float = _setting(0.01, "allowed relative growth of compiled peak memory",
+                                       maximum=100)
     utilisation_tolerance: float = _setting(0.10, "allowed relative drop of GPU bandwidth/FLOP "
                                             "utilisation", maximum=1)
     time: bool = _setting(False, "gate on wall time too (off by default: shared runners are "
