@@ -151,7 +151,7 @@ def test_breaks(perfguard, name):
             "explain": [explained.graph_count, explained.graph_break_count,
                         [f"{os.path.relpath(r.user_stack[-1].filename)}:{r.user_stack[-1].lineno}"
                          for r in explained.break_reasons]],
-            "perfguard": [result.compiled.graphs, result.compiled.graph_breaks,
+            "measured": [result.compiled.graphs, result.compiled.graph_breaks,
                           [[d.location, getattr(d, "count", None), getattr(d, "disabled", None),
                             d.function, d.short_reason]
                            for d in result.compiled.graph_break_details]],
@@ -193,7 +193,7 @@ def test_graph_breaks_equal_explain_with_each_site_once(pytester: pytest.Pyteste
     for name, (graphs, breaks, sites) in expected.items():
         data = json.loads((pytester.path / f"{name}.json").read_text())
         explain_graphs, explain_breaks, explain_sites = data["explain"]
-        perfguard_graphs, perfguard_breaks, details = data["perfguard"]
+        perfguard_graphs, perfguard_breaks, details = data["measured"]
         assert (explain_graphs, explain_breaks) == (graphs, breaks), name
         assert (perfguard_graphs, perfguard_breaks) == (explain_graphs, explain_breaks), name
         assert [(location, count, disabled) for location, count, disabled, _, _ in details] \
@@ -204,7 +204,7 @@ def test_graph_breaks_equal_explain_with_each_site_once(pytester: pytest.Pyteste
                 == {location: count for location, count, _, _, _ in details}, name
         assert all(function == "forward" for _, _, _, function, _ in details), name
     short_reasons = {name: json.loads((pytester.path / f"{name}.json").read_text())
-                     ["perfguard"][2][0][4] for name in expected}
+                     ["measured"][2][0][4] for name in expected}
     assert short_reasons["item"].startswith("Unsupported Tensor.item() call")
     assert short_reasons["disabled_function"] == \
         "Skip calling `torch.compiler.disable()`d function"
