@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .hints import likely_causes
 from .record import Measurement
 from .settings import Rules
 
@@ -135,9 +136,10 @@ class Verdict:
 # Checks: one object per gated metric
 # ----------------------------------------------------------------------------------------
 
-#: Which likely causes a check's regression carries: "fusion" (kernels that appeared or
-#: vanished, and new graph breaks), "breaks" (new graph breaks), or none.
-HintKind = Literal["fusion", "breaks", "none"]
+#: Which likely causes a check's regression carries (see :mod:`.hints`): "fusion" (kernels
+#: that changed, and new graph breaks), "breaks" (new graph breaks), "recompiles" (guard
+#: failures), "memory" (allocations that grew at the peak), or none.
+HintKind = Literal["fusion", "breaks", "recompiles", "memory", "none"]
 
 
 @dataclass(frozen=True)
@@ -235,11 +237,11 @@ def _checks() -> tuple[Check, ...]:
         # Fusion: deterministic counts are compared exactly.
         ExactCheck("compiled kernel_launches", lambda m: m.compiled.kernel_launches, "fusion"),
         ExactCheck("graph_breaks", lambda m: m.compiled.graph_breaks, "breaks"),
-        ExactCheck("recompiles", lambda m: m.compiled.recompiles),
+        ExactCheck("recompiles", lambda m: m.compiled.recompiles, "recompiles"),
         RelativeCheck("compiled bytes_moved", lambda m: m.compiled.bytes_moved, "fusion",
                       tolerance=lambda r: r.bytes_tolerance),
         # Capacity: the other half of the memory wall.
-        RelativeCheck("compiled peak_memory", lambda m: m.compiled.peak_memory,
+        RelativeCheck("compiled peak_memory", lambda m: m.compiled.peak_memory, "memory",
                       tolerance=lambda r: r.memory_tolerance),
         # Utilisation (GPU): a drop beyond tolerance is a regression.
         RelativeCheck("compiled bandwidth_utilisation",
@@ -297,8 +299,7 @@ def compare(baseline: Measurement, current: Measurement, rules: Rules) -> Verdic
             f"refusing to compare {current.key!r} across environments: baseline "
             f"{baseline.environment.label()} vs current {current.environment.label()}"
         )
-    breaks = _graph_break_hints(baseline, current)
-    hints = {"fusion": _kernel_hints(baseline, current) + breaks, "breaks": breaks}
+    hints = likely_causes(baseline, current)
     changes = [change for check in CHECKS
                if (change := check.evaluate(baseline, current, rules, hints)) is not None]
     if any(c.direction == "regressed" for c in changes):
@@ -353,30 +354,6 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
         return 1.0
     z = (abs(u - mean) - 0.5) / math.sqrt(var)
     return math.erfc(max(z, 0.0) / math.sqrt(2))
-
-
-def _kernel_hints(baseline: Measurement, current: Measurement) -> list[str]:
-    base = {k.name: k.count for k in baseline.compiled.kernels}
-    cur = {k.name: k.count for k in current.compiled.kernels}
-    hints = []
-    for name in sorted(set(cur) - set(base)):
-        hints.append(f"kernel appeared: {name} (x{cur[name]})")
-    for name in sorted(set(base) - set(cur)):
-        hints.append(f"kernel vanished: {name} (x{base[name]})")
-    for name in sorted(set(base) & set(cur)):
-        if cur[name] != base[name]:
-            hints.append(f"kernel {name}: x{base[name]} -> x{cur[name]}")
-    return hints
-
-
-def _graph_break_hints(baseline: Measurement, current: Measurement) -> list[str]:
-    seen = {(g.short_reason, g.location) for g in baseline.compiled.graph_break_details}
-    hints: list[str] = []
-    for g in current.compiled.graph_break_details:
-        hint = f"new graph break at {g.location}: {g.short_reason}"
-        if (g.short_reason, g.location) not in seen and hint not in hints:
-            hints.append(hint)
-    return hints
 
 
 __all__ = ["CHECKS", "Change", "Check", "Rules", "STATUS_ORDER", "Verdict", "compare", "judge",

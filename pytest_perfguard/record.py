@@ -82,6 +82,18 @@ class GraphBreak:
 
 
 @dataclass
+class Recompile:
+    """A recompile after the first call: the guard that failed and the user's line."""
+
+    #: dynamo's guard failure reason, e.g. ``tensor 'x' size mismatch at index 0. expected 8,
+    #: actual 16``.
+    reason: str
+    #: ``path/to/file.py:LINE`` of the compiled frame, or "".
+    location: str = ""
+    count: Count = 1
+
+
+@dataclass
 class KernelBytes:
     """One kernel of a compiled graph and the bytes inductor's scheduler counts for it
     (``GraphLowering.count_bytes``): where a compiled graph's bytes go."""
@@ -170,6 +182,8 @@ class Allocation:
     #: ``"[32, 128] float32"`` when perfguard saw the tensor (an output, or an op input
     #: with recorded shapes) and its size matches the allocation; else ``""``.
     shape: str = ""
+    #: ``path/to/file.py:LINE`` of the user's code that allocated it, where known; else "".
+    location: str = ""
 
 
 @dataclass
@@ -212,6 +226,8 @@ class ModeRecord:
     graph_breaks: Count | None = None
     graph_break_details: list[GraphBreak] = field(default_factory=list)
     recompiles: Count | None = None
+    #: Why each recompile happened (dynamo's guard failure reasons), in a stable order.
+    recompile_details: list[Recompile] = field(default_factory=list)
     compile_seconds: Seconds | None = None
     #: The compiled kernels that move the most bytes, largest first (inductor's count).
     bytes_breakdown: list[KernelBytes] = field(default_factory=list)

@@ -100,6 +100,9 @@ class Rules:
                                       "environment")
     nvml: bool = _setting(False, "gate on NVML's sampled GPU utilisation too (off by default: "
                           "it moved by up to 60 percent between identical H100 runs)")
+    across_environments: bool = _setting(False, "gate a test that has no baseline entry in this "
+                                         "environment against the nearest recorded environment "
+                                         "of the same device kind (default: report only)")
 
     def __post_init__(self) -> None:
         validate(self)
