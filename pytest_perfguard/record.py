@@ -2,8 +2,10 @@
 
 Collectors fill these; the baseline store, the comparison and the reporters only read them.
 Every metric that a torch version or a device cannot provide is ``None`` with its reason in
-``unavailable`` (never a silent 0). ``to_dict``/``from_dict`` give the JSON form used by
-``results.json`` and the baseline file.
+``unavailable`` (never a silent 0). ``to_dict``/``from_dict`` give the JSON form of
+``results.json`` and of worker messages; a baseline entry is :meth:`Measurement.for_baseline`
+(what is gated and what explains it, with nothing that varies between runs of unchanged
+code), written by ``baseline.py`` through the schema in ``schema.py``.
 
 The annotations are the declared schema of those files: ``schema.py`` validates what is read
 and written against these dataclasses (types, finite numbers, and the bounds of
@@ -16,7 +18,7 @@ import hashlib
 import json
 import statistics
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from annotated_types import Ge, MinLen
 
@@ -29,8 +31,6 @@ _FINGERPRINT_V1_FIELDS = ("python", "torch", "triton", "device", "device_name", 
 
 #: Version of the JSON form of a :class:`Measurement` (results.json and baseline entries).
 RECORD_SCHEMA = 1
-
-Mode = Literal["eager", "compiled"]
 
 #: A count or a size in bytes: never negative.
 Count = Annotated[int, Ge(0)]
@@ -175,14 +175,17 @@ class Allocation:
     """A tensor alive at the peak: its size and the op that allocated it."""
 
     #: The op that allocated it: an aten kernel (``aten::mm``), an inductor kernel
-    #: (``cpp_fused_add_mul_0``) or the compiled graph whose wrapper allocated it
-    #: (``## Call CompiledFxGraph ... ##``); ``(outside any op)`` for Python-level wrapping.
+    #: (``cpp_fused_add_mul_0``) or the compiled graph whose wrapper allocated it, by
+    #: dynamo's compile id (``compiled graph 0/0``; ``compiled graph #1`` for a graph run
+    #: outside a compiled region, such as a backward); ``(outside any op)`` for
+    #: Python-level wrapping. The same code gives the same names, cold or warm caches.
     op: str
     bytes: Count
     #: ``"[32, 128] float32"`` when perfguard saw the tensor (an output, or an op input
     #: with recorded shapes) and its size matches the allocation; else ``""``.
     shape: str = ""
-    #: ``path/to/file.py:LINE`` of the user's code that allocated it, where known; else "".
+    #: ``path/to/file.py:LINE`` of the user's code that allocated it, where known (today:
+    #: where the compiled function that allocated it starts); else "".
     location: str = ""
 
 
@@ -291,6 +294,9 @@ class ShapeRecord:
     compiled_kernel_launches: Count | None = None
     eager_bytes_moved: Count | None = None
     compiled_bytes_moved: Count | None = None
+    #: This set's own peak; the measurement's ``peak_memory`` is the largest over the sets.
+    eager_peak_memory: Count | None = None
+    compiled_peak_memory: Count | None = None
     flops: Count | None = None
     #: Graphs compiled by this set's first compiled call (0: the set reused a graph).
     compiles: Count = 0
@@ -325,9 +331,15 @@ class Environment:
     #: Which definition of the fingerprint made :meth:`key` (``FINGERPRINT_VERSION``). Files
     #: written before the field existed hold version 1 (the CPU ISA was keyed then).
     fingerprint: int = 1
+    #: Versions of libraries that shape the graphs (``transformers``, those a project names
+    #: through ``pytest_perfguard_libraries``): shown, not keyed.
+    libraries: dict[str, str] = field(default_factory=dict)
+    #: The GPU a measurement ran on (``cuda:0 NVIDIA H100 ... GPU-<uuid>``), "" on CPU: not
+    #: keyed (cards of one model are interchangeable).
+    card: str = ""
 
     #: Fields recorded and shown but not part of the key.
-    NOT_KEYED = ("cpu_isa", "fingerprint")
+    NOT_KEYED = ("cpu_isa", "fingerprint", "libraries", "card")
 
     def key(self) -> str:
         """A short stable hash of the fields that decide what a measurement may be compared
@@ -437,6 +449,27 @@ class Measurement:
         mean something."""
         return all(t is not None and not t.noisy for t in (self.eager.time, self.compiled.time))
 
+    def for_baseline(self, *, keep_time: bool = True) -> Measurement:
+        """The measurement as a baseline entry holds it: a copy that reads the same each time
+        unchanged code is re-recorded, cold or warm caches, so a baseline diff shows only
+        real changes. Left out: compile time, trace paths, and numerics' error figures and
+        where they were (they vary in the last bits between runs; the gate reads a
+        baseline's numerics for nothing, and results.json keeps them). ``unavailable`` is
+        sorted by metric, and lists that explain a number are in a fixed order.
+        ``keep_time=False`` also leaves out the timings and their "unavailable" reason.
+        The measurement itself is not changed."""
+        stored = _shallow_copy(self)
+        stored.eager = _mode_for_baseline(self.eager, keep_time)
+        stored.compiled = _mode_for_baseline(self.compiled, keep_time)
+        stored.numerics = _shallow_copy(self.numerics)
+        stored.numerics.max_abs_error = stored.numerics.max_rel_error = None
+        stored.numerics.where = ""
+        stored.traces = {}
+        stored.shapes = [_shallow_copy(s) for s in self.shapes]
+        for shape in stored.shapes:
+            shape.unavailable = dict(sorted(shape.unavailable.items()))
+        return stored
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         # Fields added after schema 1 are written only when they hold something, so records
@@ -497,7 +530,33 @@ _OPTIONAL_FIELDS: tuple[tuple[str, ...], ...] = (
     ("environment", "compile_options"),
     ("environment", "cpu_isa"),
     ("environment", "extra"),
+    ("environment", "libraries"),
+    ("environment", "card"),
 )
+
+
+def _shallow_copy(record: Any) -> Any:
+    """A shallow copy of a dataclass instance without running ``__init__``
+    (``dataclasses.replace`` costs seconds over 50,000 measurements)."""
+    clone = object.__new__(type(record))
+    clone.__dict__.update(record.__dict__)
+    return clone
+
+
+def _mode_for_baseline(record: ModeRecord, keep_time: bool) -> ModeRecord:
+    stored: ModeRecord = _shallow_copy(record)
+    stored.compile_seconds = None
+    unavailable = sorted(record.unavailable.items())
+    if not keep_time:
+        stored.time = None
+        unavailable = [(metric, why) for metric, why in unavailable if metric != "time"]
+    stored.unavailable = dict(unavailable)
+    stored.peak_allocations = sorted(
+        record.peak_allocations, key=lambda a: (-a.bytes, a.op, a.shape, a.location))
+    stored.bytes_breakdown = sorted(
+        record.bytes_breakdown, key=lambda k: (-k.bytes, k.graph, k.kernel, k.ops, k.reads,
+                                               k.writes))
+    return stored
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -516,6 +575,7 @@ def _mode_from_dict(data: dict[str, Any]) -> ModeRecord:
     record = _build(ModeRecord, data)
     record.kernels = [_build(Kernel, k) for k in data.get("kernels", [])]
     record.graph_break_details = [_build(GraphBreak, g) for g in data.get("graph_break_details", [])]
+    record.recompile_details = [_build(Recompile, r) for r in data.get("recompile_details", [])]
     record.peak_allocations = [_build(Allocation, a) for a in data.get("peak_allocations", [])]
     record.bytes_breakdown = [_build(KernelBytes, k) for k in data.get("bytes_breakdown", [])]
     if data.get("time") is not None:

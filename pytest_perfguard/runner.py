@@ -293,14 +293,19 @@ def measure(
     )
     state = StartState(model, sets)
     with _leave_as_found(state), private.quiet_trace_log():
+        every_set = list(range(len(sets)))
+        eager = _Call(model, state, every_set, options.train, named_params, loss=options.loss,
+                      label="eager")
         private.reset_dynamo()
+        # Training with dropout: numerics against a compile that draws eager's random
+        # numbers, made and forgotten before the measured compile (which draws its own).
+        checked = _check_random_training(model, eager, inner_backend, options, test_id)
+        if checked:
+            private.reset_dynamo()
         compiled_fn = torch.compile(
             model, backend=private.recording_backend(inner_backend, recorder),
             dynamic=options.dynamic, fullgraph=options.fullgraph,
         )
-        every_set = list(range(len(sets)))
-        eager = _Call(model, state, every_set, options.train, named_params, loss=options.loss,
-                      label="eager")
         compiled = _Call(compiled_fn, state, every_set, options.train, named_params,
                          loss=options.loss, label="compiled", backend=options.backend,
                          recorder=recorder)
@@ -313,32 +318,34 @@ def measure(
                 private.capture_output_code(codes), private.capture_graph_break_log(recorder):
             recorder.start()
             first_call_seconds = 0.0
-            per_set: list[Numerics] = []
+            per_set: list[Numerics] = list(checked)
             for index in every_set:
-                state.restore()
-                eager_out = _flatten_result(eager.run(index, keep=True), options)
+                eager_out = None
+                if not checked:
+                    state.restore()
+                    eager_out = _flatten_result(eager.run(index, keep=True), options)
                 state.restore()
                 start = time.perf_counter()
-                compiled_out = _flatten_result(compiled.run(index, keep=True), options)
+                compiled_result = compiled.run(index, keep=eager_out is not None)
                 _sync(device)
                 if index == 0:
                     first_call_seconds = time.perf_counter() - start
                     recorder.first_call_done = True
                     break_reasons = recorder.break_reasons_since_start()
+                if eager_out is None:
+                    continue  # checked above
+                compiled_out = _flatten_result(compiled_result, options)
                 numerics = Numerics(checked=False)
                 if options.check_numerics:
                     numerics = check(eager_out, compiled_out, rtol=options.rtol,
                                      atol=options.atol, compute=model_precision(model))
                     if not numerics.ok:
-                        where = f" on input set {index}" if len(sets) > 1 else ""
                         state.restore()
                         raise NumericsMismatch(
-                            f"perfguard: compiled output differs from eager{where} ({test_id}, "
-                            f"{options.name}): {numerics.message}"
-                            + _randomness_note(model, eager.only(index))
-                        )
+                            _mismatch(numerics, index, len(sets), test_id, options)
+                            + _randomness_note(model, eager.only(index)))
                 per_set.append(numerics)
-                del eager_out, compiled_out
+                del eager_out, compiled_out, compiled_result
             numerics = _merge_numerics(per_set, state.notes)
 
             _fill_compile_metrics(compiled_record, recorder, break_reasons)
@@ -369,6 +376,7 @@ def measure(
                 # Recompiles over the warm-up and profiled calls only: the number of timed
                 # calls depends on the time budget and on load, and the count must not.
                 compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
+                compiled_record.recompile_details = private.recompile_details(recorder)
                 state.restore()
                 _time_interleaved(eager, compiled, device, options.repeats,
                                   eager_record, compiled_record, gate_time=gate_time)
@@ -385,6 +393,7 @@ def measure(
             else:
                 compiled_record.compile_seconds = first_call_seconds
                 compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
+                compiled_record.recompile_details = private.recompile_details(recorder)
                 for record in (eager_record, compiled_record):
                     for metric in ("kernel_launches", "bytes_moved", "flops", "time", "peak_memory"):
                         record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
@@ -439,14 +448,85 @@ def _merge_numerics(per_set: list[Numerics], notes: list[str]) -> Numerics:
     return merged
 
 
+def _mismatch(numerics: Numerics, index: int, set_count: int, test_id: str,
+              options: ProfileOptions) -> str:
+    where = f" on input set {index}" if set_count > 1 else ""
+    return (f"perfguard: compiled output differs from eager{where} ({test_id}, "
+            f"{options.name}): {numerics.message}")
+
+
+def _active_dropout(model: Any) -> list[tuple[str, torch.nn.Module]]:
+    """The model's Dropout modules in training mode with p > 0, by name."""
+    if not isinstance(model, torch.nn.Module):
+        return []
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training
+            and float(getattr(m, "p", 0.0)) > 0]
+
+
+def _random_in_training(model: Any, eager: _Call) -> str:
+    """What draws random numbers in a ``train=True`` measurement ("" when nothing does):
+    Dropout modules in training mode, else the random ops one eager training call ran
+    (functional dropout, as transformers' BART calls it). A model with no module in
+    training mode is not run for this."""
+    if not isinstance(model, torch.nn.Module) or not any(m.training for m in model.modules()):
+        return ""
+    active = _active_dropout(model)
+    if active:
+        return f"dropout in training: {len(active)} Dropout module(s) active"
+    eager.state.restore()
+    try:
+        random_ops = private.random_ops_called(lambda: eager.run(eager.sets[0]))
+    except Exception:  # the model's own error is raised by the measured calls
+        random_ops = []
+    return f"random ops in training: {', '.join(random_ops)}" if random_ops else ""
+
+
+def _check_random_training(model: Any, eager: _Call, backend: Any, options: ProfileOptions,
+                           test_id: str) -> list[Numerics]:
+    """Numerics of a ``train=True`` measurement whose model draws random numbers (dropout),
+    per input set; ``[]`` when the usual check applies.
+
+    Compiled code draws its own random numbers, so its output cannot match eager's. As
+    PyTorch's benchmark harness does, the check compiles the model a second time with
+    inductor's ``fallback_random`` (eager's random numbers; both runs start from the same
+    generator state) and compares that; the measured compile is the normal one. Inference,
+    models without randomness and other backends are compiled once."""
+    __tracebackhide__ = True
+    if (not options.train or not options.check_numerics or options.backend != "inductor"
+            or (options.compile_options or {}).get("fallback_random")):
+        return []
+    why = _random_in_training(model, eager)
+    patch = private.fallback_random() if why else None
+    if patch is None:
+        return []
+    note = (f"checked against a second compile with inductor's fallback_random ({why}): it "
+            "draws eager's random numbers; the measured compiled code draws its own")
+    checker = replace(eager, label="compiled", backend=options.backend, fn=torch.compile(
+        model, backend=backend, dynamic=options.dynamic, fullgraph=options.fullgraph))
+    per_set: list[Numerics] = []
+    with patch:
+        for index in eager.sets:
+            eager.state.restore()
+            eager_out = _flatten_result(eager.run(index, keep=True), options)
+            eager.state.restore()
+            checker_out = _flatten_result(checker.run(index, keep=True), options)
+            numerics = check(eager_out, checker_out, rtol=options.rtol, atol=options.atol,
+                             compute=model_precision(model))
+            if not numerics.ok:
+                eager.state.restore()
+                raise NumericsMismatch(_mismatch(numerics, index, len(eager.sets), test_id,
+                                                 options) + f"\n  note: {note}")
+            per_set.append(replace(numerics, message=note))
+    return per_set
+
+
 def _randomness_note(model: Any, eager: _Call) -> str:
     """Why eager and compiled may differ by design: dropout active, or random ops called
     (inductor draws its own random numbers, so the two runs see different ones)."""
     reasons = []
     if isinstance(model, torch.nn.Module):
-        active = [(name, m) for name, m in model.named_modules()
-                  if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training
-                  and float(getattr(m, "p", 0.0)) > 0]
+        active = _active_dropout(model)
         if active:
             examples = ", ".join(f"{name or type(m).__name__} (p={m.p:g})"
                                  for name, m in active[:3])
@@ -540,11 +620,14 @@ def _profile_each_set(
             compiled_part.bytes_moved = None
             compiled_part.unavailable["bytes_moved"] = (
                 f"runs a graph compiled with dynamic shapes for input set {foreign[0]}; "
-                "inductor counts a graph's bytes at the shapes it was compiled for")
+                "inductor counts a graph's bytes at the shapes it was compiled for "
+                "(dynamic=False compiles and counts each shape on its own)")
         shape.eager_kernel_launches = eager_part.kernel_launches
         shape.compiled_kernel_launches = compiled_part.kernel_launches
         shape.eager_bytes_moved = eager_part.bytes_moved
         shape.compiled_bytes_moved = compiled_part.bytes_moved
+        shape.eager_peak_memory = eager_part.peak_memory
+        shape.compiled_peak_memory = compiled_part.peak_memory
         shape.flops = eager_part.flops
         for part in (eager_part, compiled_part):
             for metric, reason in part.unavailable.items():
@@ -556,15 +639,21 @@ def _profile_each_set(
 
 
 def _sum_records(total: ModeRecord, parts: list[ModeRecord]) -> None:
-    """Launches, bytes, FLOPs, device time and kernel counts summed over input sets; a
-    metric missing for one set is missing for the sum, with that set's reason."""
-    for metric in ("kernel_launches", "bytes_moved", "flops", "device_seconds"):
+    """Launches, bytes, FLOPs, device time and kernel counts summed over input sets, peak
+    memory the largest set's peak (with what was alive at it); a metric missing for one set
+    is missing for the total, with that set's reason."""
+    for metric in ("kernel_launches", "bytes_moved", "flops", "device_seconds", "peak_memory"):
         values = [getattr(p, metric) for p in parts]
         if any(v is None for v in values):
             index = values.index(None)
             reason = parts[index].unavailable.get(metric)
             if reason is not None:
                 total.unavailable[metric] = f"input set {index}: {reason}"
+            continue
+        if metric == "peak_memory":
+            largest = values.index(max(values))
+            total.peak_memory = values[largest]
+            total.peak_allocations = parts[largest].peak_allocations
             continue
         setattr(total, metric, sum(values))
     kernels: dict[tuple[str, str], Kernel] = {}

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from ..record import Recompile
+
 
 class Unavailable(Exception):
     """A private API this measurement needs is missing in this torch version."""
@@ -373,17 +375,102 @@ class CompileRecorder:
     #: compile id -> the scheduler nodes inductor just counted, until its cache entry's
     #: metric deltas are made (see :func:`_capture_replayed_bytes`).
     pending_nodes: dict[str, list[NodeBytes]] = field(default_factory=dict)
+    #: dynamo's compilation metrics that existed at :meth:`start`, by ``id`` (kept alive
+    #: here so that no new one can take an id), see :func:`recompile_details`.
+    metrics_at_start: dict[int, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        """Call before the first compiled call: graph-break reasons are counted from here."""
+        """Call before the first compiled call: graph-break reasons and recompiles are
+        counted from here."""
         self.break_counts_at_start = graph_break_counter_reasons()
+        self.metrics_at_start = {id(m): m for m in _compilation_metrics() or ()}
 
     def break_reasons_since_start(self) -> list[str]:
         """Each distinct reason ``counters["graph_break"]`` gained since :meth:`start` (it
         counts a break once per restart of dynamo's analysis, so counts are not kept)."""
         now = graph_break_counter_reasons()
         return [r for r, n in now.items() if n > self.break_counts_at_start.get(r, 0)]
+
+
+def _compilation_metrics() -> list[Any] | None:
+    """dynamo's record of each frame compile, oldest first: ``torch._dynamo.utils.
+    _compilation_metrics``, a deque of ``CompilationMetrics`` (``compile_id`` "0/1",
+    ``recompile_reason``, ``co_filename``, ``co_firstlineno``), as far back as its length
+    limit (checked on torch 2.13). None where this torch has none."""
+    try:
+        from torch._dynamo import utils as dynamo_utils
+    except ImportError:  # pragma: no cover
+        return None
+    metrics = getattr(dynamo_utils, "_compilation_metrics", None)
+    return list(metrics) if metrics is not None else None
+
+
+def _latest_compiles(skip: dict[int, Any] | None = None) -> dict[str, Any]:
+    """compile id -> the latest compilation metrics of that compile (dynamo numbers frames
+    afresh after each reset), leaving out those in ``skip``; {} where this torch keeps none."""
+    return {str(m.compile_id): m for m in _compilation_metrics() or ()
+            if id(m) not in (skip or {}) and getattr(m, "compile_id", None) is not None
+            and getattr(m, "co_filename", None)}
+
+
+_COMPILE_ID_PREFIX = re.compile(r"^\d+/\d+: ")
+#: The reason of a graph compiled after the first call with no cache entry to fail: the
+#: first compile of a frame (a branch or a resume function the first call did not reach).
+NEW_FRAME = "no guard failed: a frame first compiled after the first call"
+
+
+def recompile_details(recorder: CompileRecorder) -> list[Recompile]:
+    """Why each graph compiled after the first call was compiled: dynamo's guard failure
+    (``tensor 'x' size mismatch at index 0. expected 8, actual 16``, as ``TORCH_LOGS=
+    recompiles`` prints it, without the failed entry's compile id) at the ``file:LINE``
+    where the recompiled function starts. Equal (reason, location) pairs are counted once,
+    in the order they first happened. Where this torch keeps no compilation metrics the
+    reason says ``unavailable``."""
+    recompiled = [g.compile_id for g in recorder.graphs if g.after_first_call]
+    if not recompiled:
+        return []
+    found = _latest_compiles(recorder.metrics_at_start)
+    details: dict[tuple[str, str], Recompile] = {}
+    for compile_id in recompiled:
+        metrics = found.get(compile_id)
+        if metrics is None:
+            reason, location = ("unavailable (this torch kept no compilation metrics for "
+                                f"compile {compile_id})"), ""
+        else:
+            reason = _guard_failure(getattr(metrics, "recompile_reason", None))
+            location = user_location(str(metrics.co_filename), int(metrics.co_firstlineno or 0))
+        if (reason, location) in details:
+            details[(reason, location)].count += 1
+        else:
+            details[(reason, location)] = Recompile(reason=reason, location=location)
+    return list(details.values())
+
+
+def _guard_failure(raw: object) -> str:
+    """dynamo's ``recompile_reason`` (``0/0: tensor 'x' size mismatch ...``, then maybe a
+    user stack) as its first line, without the compile id, object addresses or the source
+    comment dynamo appends to a guard (``G['STEP'] == 1  # STEP += 1  # /tmp/.../m.py:19 in
+    f``: a machine's path, and the line is in ``location`` already)."""
+    if not raw or not str(raw).strip():
+        return NEW_FRAME
+    first = str(raw).strip().splitlines()[0]
+    first = re.split(r"\s+#\s", first, maxsplit=1)[0].rstrip()
+    return _ADDRESS.sub("", _COMPILE_ID_PREFIX.sub("", first))
+
+
+def user_location(filename: str, lineno: int) -> str:
+    """``path:LINE`` that reads the same on every machine: relative to the working
+    directory, or for an installed package from the package on (``transformers/...``)."""
+    parts = Path(filename).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            return "/".join(parts[len(parts) - parts[::-1].index(marker):]) + f":{lineno}"
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:
+        relative = filename
+    return f"{filename if relative.startswith('..') else relative}:{lineno}"
 
 
 def current_compile_id() -> str | None:
@@ -988,8 +1075,11 @@ class AllocationEvent:
     #: "cpu", "cuda", ... (the allocator's device type).
     device: str
     #: Names of the events around it, outermost first (``("aten::mul",)``; empty when the
-    #: allocation happened outside any op, e.g. Python wrapping a scalar argument).
+    #: allocation happened outside any op, e.g. Python wrapping a scalar argument). A
+    #: compiled graph's call is named by :func:`memory_trace`, not by its hash.
     ops: tuple[str, ...]
+    #: ``path:LINE`` where the compiled function that allocated it starts, where known.
+    location: str = ""
 
 
 @dataclass(frozen=True)
@@ -1025,6 +1115,13 @@ def memory_trace(prof: Any) -> MemoryTrace:
     ``inputs``, ``_TensorMetadata`` with ``storage_data_ptr``, ``sizes``, ``dtype`` when
     ``record_shapes``). torch's own ``torch.profiler._memory_profiler`` reads the same tree.
     Checked on torch 2.11-2.13. Raises :class:`Unavailable` when it is missing.
+
+    A compiled graph's call, ``## Call CompiledFxGraph <hash> ##`` in the profiler (the hash
+    is inductor's cache key: it changes with torch, inductor settings and paths), is named
+    ``compiled graph 1/0`` after the innermost ``Torch-Compiled Region: 1/0`` around it
+    (dynamo's compile id: frame 1, first compile), with that frame's ``file:LINE`` as the
+    allocation's location; a call outside any region (a backward graph, run by autograd) is
+    ``compiled graph #N``, numbered in the order such graphs are first called.
     """
     try:
         result = prof.profiler.kineto_results
@@ -1037,24 +1134,56 @@ def memory_trace(prof: Any) -> MemoryTrace:
     if allocation_type is None:
         raise Unavailable("this torch's profiler records no allocation events")
     trace = MemoryTrace()
-    stack: list[tuple[Any, tuple[str, ...]]] = [(root, ()) for root in reversed(roots)]
+    graphs = _GraphNames()
+    stack: list[tuple[Any, tuple[str, ...], str]] = [(root, (), "") for root in reversed(roots)]
     while stack:
-        node, outer = stack.pop()
+        node, outer, location = stack.pop()
         tag = getattr(node, "tag", None)
         extra = node.extra_fields
         if tag == allocation_type:
             trace.events.append(AllocationEvent(
                 time_ns=int(node.start_time_ns), address=int(extra.ptr),
-                bytes=int(extra.alloc_size), device=str(extra.device.type), ops=outer))
+                bytes=int(extra.alloc_size), device=str(extra.device.type), ops=outer,
+                location=location))
             continue
         if tag == torch_op_type:
             _note_inputs(trace.sightings, int(node.start_time_ns), getattr(extra, "inputs", ()))
-        inner = (*outer, str(node.name))
-        stack.extend((child, inner) for child in reversed(node.children))
+        name, location = graphs.name(str(node.name), outer, location)
+        inner = (*outer, name)
+        stack.extend((child, inner, location) for child in reversed(node.children))
     # A stable sort: events at the same nanosecond keep the tree's order.
     trace.events.sort(key=lambda e: e.time_ns)
     trace.sightings.sort(key=lambda s: s.time_ns)
     return trace
+
+
+_GRAPH_CALL = "## Call CompiledFxGraph"
+_COMPILED_REGION = "Torch-Compiled Region: "
+
+
+class _GraphNames:
+    """Stable names for compiled graphs' calls in one profiled call (see :func:`memory_trace`)."""
+
+    def __init__(self) -> None:
+        self.unplaced: dict[str, str] = {}
+        self.locations: dict[str, str] | None = None
+
+    def name(self, event: str, outer: tuple[str, ...], location: str) -> tuple[str, str]:
+        """(the event's name, the location of what runs inside it)."""
+        if not event.startswith(_GRAPH_CALL):
+            return event, location
+        region = next((o.removeprefix(_COMPILED_REGION) for o in reversed(outer)
+                       if o.startswith(_COMPILED_REGION)), None)
+        if region is None:
+            number = self.unplaced.setdefault(event, f"#{len(self.unplaced) + 1}")
+            return f"compiled graph {number}", location
+        return f"compiled graph {region}", self._location(region)
+
+    def _location(self, compile_id: str) -> str:
+        if self.locations is None:
+            self.locations = {cid: user_location(str(m.co_filename), int(m.co_firstlineno or 0))
+                              for cid, m in _latest_compiles().items()}
+        return self.locations.get(compile_id, "")
 
 
 def _note_inputs(sightings: list[TensorSighting], time_ns: int, inputs: Any) -> None:
@@ -1212,3 +1341,16 @@ def quiet_trace_log() -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(drop)
+
+
+def fallback_random() -> contextlib.AbstractContextManager[Any] | None:
+    """Inductor's ``fallback_random`` on: random ops run as eager's aten kernels, drawing
+    from eager's generator. ``torch._inductor.config`` is private (checked on torch 2.13);
+    None where this torch lacks ``fallback_random``."""
+    try:
+        import torch._inductor.config as inductor_config
+    except ImportError:  # pragma: no cover - inductor ships with every supported torch
+        return None
+    if not hasattr(inductor_config, "fallback_random"):
+        return None
+    return inductor_config.patch(fallback_random=True)

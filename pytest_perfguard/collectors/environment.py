@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import os
 import platform
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -18,6 +22,43 @@ def triton_version() -> str:
         return str(triton.__version__)
     except Exception:
         return "none"
+
+
+#: Libraries whose version shapes the graphs perfguard measures, recorded when installed
+#: (read from their metadata: nothing is imported). A project adds its own through the
+#: ``pytest_perfguard_libraries`` hook.
+GRAPH_LIBRARIES = ("transformers",)
+
+
+@functools.lru_cache(maxsize=64)
+def _installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def library_versions(names: Iterable[str]) -> dict[str, str]:
+    """The installed version of each named distribution; those not installed are left out."""
+    return {name: version for name in names
+            if (version := _installed_version(name)) is not None}
+
+
+def card(device: torch.device) -> str:
+    """Which GPU ran the measurement: ``cuda:0 NVIDIA H100 80GB HBM3 GPU-<uuid>``, with the
+    ``CUDA_VISIBLE_DEVICES`` entry when it is set (an xdist worker's own card); "" off CUDA."""
+    if device.type != "cuda":
+        return ""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    properties = torch.cuda.get_device_properties(index)
+    text = f"cuda:{index} {properties.name}"
+    uuid = getattr(properties, "uuid", None)  # torch >= 2.2
+    if uuid is not None:
+        text += f" GPU-{uuid}" if not str(uuid).startswith(("GPU-", "MIG-")) else f" {uuid}"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        text += f" (CUDA_VISIBLE_DEVICES={visible})"
+    return text
 
 
 def device_name(device: torch.device) -> str:
@@ -56,4 +97,6 @@ def fingerprint(
         compile_options={str(k): repr(v) for k, v in sorted((compile_options or {}).items())},
         cpu_isa=cpu_capability() if device.type == "cpu" else "",
         fingerprint=FINGERPRINT_VERSION,
+        libraries=library_versions(GRAPH_LIBRARIES),
+        card=card(device),
     )

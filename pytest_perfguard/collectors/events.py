@@ -2,10 +2,11 @@
 
 :func:`rows_from_profiler` is the only place that reads torch profiler ``FunctionEvent``
 fields (``name``, ``device_type``, ``cpu_parent``, ``time_range``, ``input_shapes``,
-``input_type``, ``cpu_memory_usage``; checked on torch 2.11-2.13). The kernel counters, the
-byte estimate between graphs, peak memory and the GPU replay tests all read
-:class:`EventRow` rows, so a recorded trace (``tests/data/h100_gpu_traces.json``, the same
-row format as JSON) replays through exactly the code a live run uses.
+``input_type``; checked on torch 2.11-2.13). The kernel counters (whose kernels the compiled
+byte count is matched against), the saved traces (``--perfguard-traces``) and the GPU replay
+tests read :class:`EventRow` rows, so a recorded trace (``tests/data/h100_gpu_traces.json``,
+the same row format as JSON) replays through exactly the code a live run uses. Peak memory
+reads the profiler's allocation events instead (``_torch_private.memory_trace``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ class EventRow:
     dur_us: float
     input_shapes: list[Any] = field(default_factory=list)
     input_types: list[Any] = field(default_factory=list)
-    #: Host memory this event allocated (+) or freed (-), with ``profile_memory=True``.
-    cpu_memory_bytes: int = 0
     #: A range annotation (``record_function``) the profiler mirrors on the GPU timeline.
     is_user_annotation: bool = False
 
@@ -59,14 +58,14 @@ def rows_from_profiler(events: Iterable[Any]) -> list[EventRow]:
             dur_us=float(time_range.elapsed_us()) if time_range is not None else 0.0,
             input_shapes=list(getattr(event, "input_shapes", None) or []),
             input_types=list(getattr(event, "input_type", None) or []),
-            cpu_memory_bytes=int(getattr(event, "cpu_memory_usage", 0) or 0),
             is_user_annotation=bool(getattr(event, "is_user_annotation", False)),
         ))
     return rows
 
 
 def rows_from_json(data: Iterable[Mapping[str, Any]]) -> list[EventRow]:
-    """Rows recorded as JSON (``EventRow.to_dict``; older recordings lack memory fields)."""
+    """Rows recorded as JSON (``EventRow.to_dict``; keys this version does not read, such
+    as the ``cpu_memory_bytes`` of older recordings, are ignored)."""
     return [
         EventRow(
             name=str(row["name"]),
@@ -76,7 +75,6 @@ def rows_from_json(data: Iterable[Mapping[str, Any]]) -> list[EventRow]:
             dur_us=float(row.get("dur_us", 0.0)),
             input_shapes=list(row.get("input_shapes") or []),
             input_types=list(row.get("input_types") or []),
-            cpu_memory_bytes=int(row.get("cpu_memory_bytes", 0)),
             is_user_annotation=bool(row.get("is_user_annotation", False)),
         )
         for row in data

@@ -21,7 +21,8 @@ allocation events, whose sizes are those rounded blocks.
 "Why": the allocations alive at the peak, largest first, each named by the op that made it:
 the outermost aten kernel around it (as the kernel counter names kernels: ``aten::addmm``
 inside ``aten::linear``), an inductor kernel, or the compiled graph whose wrapper allocated
-the buffer (``## Call CompiledFxGraph ... ##``).
+the buffer (``compiled graph 0/0``: dynamo's compile id, see
+``_torch_private.memory_trace``), with the compiled function's ``file:LINE``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ __all__ = [
 #: How many of the allocations alive at the peak a record keeps.
 TOP_ALLOCATIONS = 5
 
-_COMPILED_GRAPH = "## Call CompiledFxGraph"
+_COMPILED_GRAPH = "compiled graph "
 _OUTSIDE = "(outside any op)"
 
 
@@ -105,6 +106,7 @@ def peak_memory(
             op=op_of(events[index].ops),
             bytes=events[index].bytes,
             shape=_shape(events, index, trace.sightings, outputs or {}),
+            location=events[index].location,
         )
         for index in alive[:top]
     ]

@@ -45,6 +45,8 @@ def failure_message(entry: ResultEntry, *, strict: bool | None = None) -> str:
     head = (f"perfguard: {key} improved beyond tolerance and --perfguard-strict is set"
             if strict else f"perfguard: {key} regressed against the baseline")
     lines = [head + f" ({environment})"]
+    if verdict.note:  # compared across environments: with which, and what differs
+        lines.append(f"  {one_line(verdict.note)}")
     changes = verdict.improvements if strict else verdict.regressions
     for change, hints in unique_hints(changes):
         lines.append(f"  {describe_change(change)}")
