@@ -9,6 +9,7 @@ No torch, no perfguard types: bytes, paths and JSON values only.
   removes its temporary file on any exception, and removes temporary files that killed
   writers left behind. It replaces only a regular file: a directory, a device, a FIFO or a
   socket at the path (or at a symlink's end) is refused with :class:`NotAFile`.
+  :func:`atomic_write` writes a report's text that way, raising :class:`FileError`.
 * :func:`open_for_reading` opens a file to read, refusing what is not a regular file (a FIFO
   would block, ``/dev/zero`` never ends) and files over :data:`MAX_FILE_BYTES`;
   :func:`loads` refuses JSON nested deeper than :data:`MAX_DEPTH` and integers outside
@@ -66,6 +67,11 @@ class NotAFile(OSError):
 
 class FileTooLarge(OSError):
     """A file over :data:`MAX_FILE_BYTES`."""
+
+
+class FileError(OSError):
+    """A file perfguard cannot write (a report, an export); the message names the file and
+    the reason. An ``OSError``, so that whoever handles write errors handles it too."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -251,6 +257,16 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *,
         raise
     _fsync_dir(target.parent)
     return target
+
+
+def atomic_write(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` with :func:`atomic_write_chunks` (for reports).
+    Raises :class:`FileError` naming the file when it cannot be written."""
+    path = Path(path)
+    try:
+        atomic_write_chunks(path, [text.encode("utf-8")])
+    except OSError as exc:
+        raise FileError(f"{path}: cannot write here: {exc.strerror or exc}") from exc
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -33,11 +33,21 @@ What is promised:
   over 1 GiB, JSON nested over 64 deep and integers outside 64 bits are errors too.
 * **Lean**: entries are kept as their validated JSON text and become :class:`Measurement`
   objects only when looked up; files are read in chunks and written in chunks.
+
+Why not read the file whole (``json.loads``, or one pydantic ``validate_json``)? Measured on
+``benchmarks/bench_store.py --tests 50000`` (a 252 MB baseline, a 373 MB results.json): a
+whole read of the baseline peaks at 1,049 MB (``json.loads`` alone: 931 MB), twice the
+500 MB target, and results.json cannot be held whole beside the entries either. Finding
+each element by the JSON grammar instead (``JSONDecoder.raw_decode``) keeps the memory but
+costs 2.2 s of CPU per 50,000 elements, which puts an update past its 10 s target. So
+elements are found by the layout this module writes, which is only how they are found
+fast: a file in any other layout (minified, hand-formatted) is read whole, with the same
+result (``_files.read_document``).
 """
 
 from __future__ import annotations
 
-import io
+import copy
 import json
 import os
 import time
@@ -62,6 +72,7 @@ from ._files import (
     read_document,
     resolve_target,
 )
+from .identity import Identity, display
 from .record import Environment, Measurement
 
 #: Version of the baseline file layout.
@@ -73,20 +84,10 @@ LOCK_TIMEOUT = 120.0
 #: Where an entry's ``{`` stands in the file (how the lean reader finds entries).
 _ENTRY_INDENT = 8
 
-Identity = tuple[str, str]
-
 
 class BaselineError(Exception):
     """A baseline that cannot be read or written; the message names the file and problem
     (for an invalid entry: the entry, its environment and the field)."""
-
-
-def display(identity: Identity) -> str:
-    """An identity as people read it (the same text as :attr:`Measurement.key`); text that
-    no terminal can print (a lone surrogate from a ``\\ud800`` escape) is shown escaped."""
-    test_id, name = identity
-    text = test_id if name == "default" else f"{test_id}::{name}"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # ----------------------------------------------------------------------------------------
@@ -106,28 +107,8 @@ def entry_text(measurement: Measurement, *, keep_time: bool = True,
     from . import schema
     if not validated:
         schema.check_measurement(measurement)
-    stored = _shallow_copy(measurement)
-    stored.eager = _for_baseline(measurement.eager, keep_time)
-    stored.compiled = _for_baseline(measurement.compiled, keep_time)
-    stored.traces = {}
+    stored = measurement.for_baseline(keep_time=keep_time)
     return schema.adapter(Measurement).dump_json(stored, indent=2, exclude={"environment"})
-
-
-def _shallow_copy(record: Any) -> Any:
-    """A shallow copy of a (non-slots) dataclass instance, without running ``__init__``:
-    ``copy.copy`` and ``dataclasses.replace`` cost seconds over 50,000 measurements."""
-    clone = object.__new__(type(record))
-    clone.__dict__.update(record.__dict__)
-    return clone
-
-
-def _for_baseline(record: Any, keep_time: bool) -> Any:
-    record = _shallow_copy(record)
-    record.compile_seconds = None
-    if not keep_time:
-        record.time = None
-        record.unavailable = {k: v for k, v in record.unavailable.items() if k != "time"}
-    return record
 
 
 class _EnvironmentKeys:
@@ -214,6 +195,18 @@ class EnvironmentBlock:
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
         self.entries = EntryMap(self)
+        #: The environment as the file held it, its label and its JSON text: written back
+        #: as they were while the environment is unchanged, so that a field added to
+        #: :class:`Environment` since (or a new label) does not rewrite every baseline.
+        self.as_read: tuple[Environment, str, bytes] | None = None
+
+    def header(self) -> tuple[str, bytes]:
+        """The label and the environment's JSON text to write."""
+        if self.as_read is not None and self.as_read[0] == self.environment:
+            return self.as_read[1], self.as_read[2]
+        from . import schema
+        return (self.environment.label(),
+                schema.adapter(Environment).dump_json(self.environment, indent=2))
 
     def __repr__(self) -> str:
         return f"EnvironmentBlock({self.environment.key()}, {len(self.entries)} entries)"
@@ -284,8 +277,6 @@ class UpdateSummary:
 class Baseline:
     path: Path
     environments: dict[str, EnvironmentBlock] = field(default_factory=dict)
-    #: False when the file did not exist.
-    existed: bool = False
 
     # -- reading ---------------------------------------------------------------------
 
@@ -294,12 +285,6 @@ class Baseline:
         """Read and validate a baseline file; a missing one is empty (unless not
         ``missing_ok``). Raises :class:`BaselineError`."""
         return _load(Path(path), missing_ok=missing_ok, replacing=None)
-
-    @classmethod
-    def parse(cls, text: str | bytes, path: Path) -> Baseline:
-        """Read and validate a baseline from its text (``path`` names it in messages)."""
-        data = text.encode() if isinstance(text, str) else text
-        return _parse(io.BytesIO(data), Path(path), replacing=None)
 
     def lookup(self, measurement: Measurement) -> Measurement | None:
         block = self.environments.get(measurement.environment.key())
@@ -367,10 +352,9 @@ class Baseline:
             except schema.ValidationError as exc:
                 raise BaselineError(f"{self.path}: environment {key}: cannot be written: "
                                     f"{schema.describe(exc, skip=1)}") from None
-            environment = schema.adapter(Environment).dump_json(block.environment, indent=2)
+            label, environment = block.header()
             yield (b'%s\n    {\n      "key": %s,\n      "label": %s,\n      "environment": %s,'
-                   b'\n      "entries": [' % (b"," if n else b"", _json(key),
-                                              _json(block.environment.label()),
+                   b'\n      "entries": [' % (b"," if n else b"", _json(key), _json(label),
                                               _indent(environment, 6)))
             for i, identity in enumerate(sorted(block.entries)):
                 try:
@@ -522,17 +506,6 @@ class _locked:
         self._context.__exit__(*exc_info)
 
 
-def atomic_write(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` so that readers see the old file or the new one,
-    whole (for reports; see :func:`~pytest_perfguard._files.atomic_write_chunks`). Raises
-    :class:`BaselineError` naming the file when it cannot be written."""
-    path = Path(path)
-    try:
-        atomic_write_chunks(path, [text.encode("utf-8")])
-    except OSError as exc:
-        raise BaselineError(f"{path}: cannot write here: {exc.strerror or exc}") from exc
-
-
 def set_aside_unreadable(path: Path) -> Path:
     """Rename an unreadable baseline out of the way before an update replaces it (a
     symlink's target: the link stays, and the update writes through it). Raises
@@ -619,7 +592,7 @@ class _Reader:
                              f"understands ({BASELINE_SCHEMA}); upgrade pytest-torch-perfguard")
         if version < 1:
             raise self.error(f"baseline schema {version} is not one perfguard wrote")
-        baseline = Baseline(path=self.path, existed=True)
+        baseline = Baseline(path=self.path)
         if version == 1:
             self._read_v1(data, baseline)
         else:
@@ -660,6 +633,10 @@ class _Reader:
             entries = baseline.block(environment, key).entries
             # (A block is itself a span in a file indented otherwise: read it whole.)
             block = self.document.resolve_span(data["environments"][n])
+            baseline.environments[key].as_read = (
+                copy.deepcopy(environment), block_header.get("label") or environment.label(),
+                json.dumps(self.document.resolve(block["environment"]), indent=2,
+                           ensure_ascii=False).encode())
             for i, value in enumerate(block["entries"]):
                 text = self.document.element(value)
                 where = f"environments[{n}].entries[{i}]"

@@ -7,17 +7,19 @@ Reports are rendered from this document alone, so a report can be rebuilt later,
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any, NamedTuple
 
 from ._files import INT_MAX, Document, InvalidNumber, NotLaidOut, TooDeep, open_for_reading, read_document
-from .baseline import display
 from .compare import STATUS_ORDER, Verdict
+from .identity import display
 from .record import Measurement
+from .settings import Rules
 
 #: Version of the results.json layout (documented in README "results.json").
 RESULTS_SCHEMA = 1
@@ -111,8 +113,67 @@ class RunResults:
 
 
 # ----------------------------------------------------------------------------------------
-# Reading and validating (schema.py declares what a valid file holds)
+# Reading and validating (schema.py validates; the types of this file are declared here)
 # ----------------------------------------------------------------------------------------
+
+
+class _Types(NamedTuple):
+    item: Any
+    header: Any
+
+
+@functools.cache
+def _schema() -> _Types:
+    """The declared types of results.json: one result, and the document without its results
+    (validated one by one). Built on first use: pydantic is imported then, not by every
+    pytest run. Unknown fields are ignored (derived values, a project's own fields)."""
+    from pydantic import BeforeValidator
+    from typing_extensions import NotRequired, TypedDict
+
+    from . import schema
+
+    item = make_dataclass("ResultItem", [
+        ("measurement", Measurement),
+        ("verdict", Annotated[Verdict, BeforeValidator(_verdict_rules)])])
+    header = TypedDict("header", {  # noqa: UP013 (pydantic resolves these types at once)
+        "schema": int, "results": list[Any], "tool": NotRequired[str],
+        "tool_version": NotRequired[str], "created": NotRequired[str],
+        "rules": NotRequired[Rules], "baseline_path": NotRequired[str],
+        "errors": NotRequired[list[TestError]]})
+    header.__name__ = "ResultsHeader"
+    for cls in (item, header):
+        cls.__module__ = __name__
+        setattr(cls, "__pydantic_config__", schema.EXTRAS_IGNORED)  # noqa: B010
+    return _Types(item, header)
+
+
+#: Rules already validated, by their JSON form: the verdicts of one run share a few (Rules
+#: are frozen, so sharing one is safe), and validating 50,000 copies cost seconds.
+_RULES_SEEN: dict[Hashable, Rules] = {}
+
+
+def _verdict_rules(value: Any, info: Any) -> Any:
+    """A verdict's rules, validated once per distinct value; a verdict written before
+    verdicts carried their rules is judged by the run's rules (``context["run_rules"]``)."""
+    if not isinstance(value, dict):
+        return value
+    rules = value.get("rules", (info.context or {}).get("run_rules", {}))
+    if not isinstance(rules, dict):
+        return value
+    try:
+        seen: Hashable = tuple(sorted(rules.items()))
+        hash(seen)
+    except TypeError:  # a list or an object where a rule's value should be: invalid anyway
+        seen = json.dumps(rules, sort_keys=True)
+    if seen not in _RULES_SEEN:
+        from . import schema
+
+        text = json.dumps(rules)
+        validated = schema.adapter(schema.RulesDoc).validate_json(f'{{"rules": {text}}}').rules
+        if len(_RULES_SEEN) > 256:
+            _RULES_SEEN.clear()
+        _RULES_SEEN[seen] = validated
+    return {**value, "rules": _RULES_SEEN[seen]}
 
 
 #: Where a result's ``{`` stands in the file perfguard writes (how the lean reader finds it).
@@ -177,7 +238,7 @@ class _Reader:
         slim = {**data, "results": [None] * len(data["results"])}
         try:
             header = schema.validate_element(
-                schema.ResultsHeader, json.dumps(self.document.resolve(slim), ensure_ascii=False),
+                _schema().header, json.dumps(self.document.resolve(slim), ensure_ascii=False),
                 constants=False)
         except schema.ValidationError as exc:
             raise self.error(schema.describe(exc)) from None
@@ -218,7 +279,7 @@ class _Reader:
 
         text = self.document.element(value)
         try:
-            item = schema.validate_element(schema.ResultItem, text, self.context,
+            item = schema.validate_element(_schema().item, text, self.context,
                                            constants=self.document.laid_out)
         except schema.ValidationError as exc:
             raise self.error(f"result {index} ({_name(text)}): {schema.describe(exc)}") from None

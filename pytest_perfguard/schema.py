@@ -1,20 +1,23 @@
 """The declared schema of perfguard's files, and the one way they are validated. No torch.
 
-The schema is the dataclasses themselves: the records (``record.py``), the verdict
-(``compare.py``) and the rules (``settings.py``). pydantic validates JSON text straight into
-them, strictly: a count must be a JSON integer (not ``"3"``, ``3.0`` or ``true``), a switch
-``true``/``false`` (not ``1``), every number finite (``NaN``, ``Infinity`` and ``1e400`` are
-errors), every integer within 64 bits (``10**400`` is an error: it would overflow the float
-arithmetic of comparisons and reports), and within the bounds the annotations declare
-(``Count`` >= 0). A field added to a
-record dataclass is validated, read and written with no change here.
+The schema is the dataclasses themselves: the records (``record.py``) and the rules
+(``settings.py``); ``results.py`` declares results.json's types (with the verdict of
+``compare.py``) where that file is read, so that this module imports nothing above the
+records and the store can import it without a circle. pydantic validates JSON text
+straight into them, strictly: a count must be a JSON integer (not ``"3"``, ``3.0`` or
+``true``), a switch ``true``/``false`` (not ``1``), every number finite (``NaN``,
+``Infinity`` and ``1e400`` are errors), every integer within 64 bits (``10**400`` is an
+error: it would overflow the float arithmetic of comparisons and reports), and within the
+bounds the annotations declare (``Count`` >= 0). A field added to a record dataclass is
+validated, read and written with no change here.
 
 Two strictness levels:
 
 * the baseline (:data:`BaselineEntry`) is written by perfguard alone: an unknown field is an
   error (a typo, or a newer perfguard's field that an update would otherwise drop);
-* ``results.json`` carries derived values (``fusion_ratio``, a timing's ``median``, ...) and a
-  project's own fields (``pytest_perfguard_update_json``): unknown fields are ignored.
+* ``results.json`` (its types in ``results.py``) carries derived values (``fusion_ratio``,
+  a timing's ``median``, ...) and a project's own fields (``pytest_perfguard_update_json``):
+  unknown fields are ignored.
 """
 
 from __future__ import annotations
@@ -23,25 +26,22 @@ import dataclasses
 import functools
 import json
 import re
+import sys
 import typing
-from collections.abc import Hashable, Mapping
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import (  # ValidationError is re-exported for the modules that import this lazily
-    BeforeValidator,
     ConfigDict,
     TypeAdapter,
     ValidationError,
-    ValidationInfo,
     with_config,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from typing_extensions import NotRequired, TypedDict
 
 from ._files import INT_MAX, INT_MIN, NotLaidOut, loads, shorten_digits
-from .compare import Verdict
 from .record import Environment, Measurement
-from .results import TestError
 from .settings import Rules
 
 #: What perfguard writes itself: unknown fields are errors, and instances are re-checked.
@@ -79,58 +79,10 @@ ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(BaselineEntry))
 
 @with_config(EXTRAS_IGNORED)
 @dataclasses.dataclass
-class _RulesDoc:
+class RulesDoc:
+    """``{"rules": {...}}``: the rules of a run or of a verdict."""
+
     rules: Rules
-
-
-#: Rules already validated, by their JSON form: the verdicts of one run share a few (Rules
-#: are frozen, so sharing one is safe), and validating 50,000 copies cost seconds.
-_RULES_SEEN: dict[Hashable, Rules] = {}
-
-
-def _verdict_rules(value: Any, info: ValidationInfo) -> Any:
-    """A verdict's rules, validated once per distinct value; a verdict written before
-    verdicts carried their rules is judged by the run's rules (``context["run_rules"]``)."""
-    if not isinstance(value, dict):
-        return value
-    rules = value.get("rules", (info.context or {}).get("run_rules", {}))
-    if not isinstance(rules, dict):
-        return value
-    try:
-        seen: Hashable = tuple(sorted(rules.items()))
-        hash(seen)
-    except TypeError:  # a list or an object where a rule's value should be: invalid anyway
-        seen = json.dumps(rules, sort_keys=True)
-    if seen not in _RULES_SEEN:
-        text = json.dumps(rules)
-        validated = adapter(_RulesDoc).validate_json(f'{{"rules": {text}}}').rules
-        if len(_RULES_SEEN) > 256:
-            _RULES_SEEN.clear()
-        _RULES_SEEN[seen] = validated
-    return {**value, "rules": _RULES_SEEN[seen]}
-
-
-@with_config(EXTRAS_IGNORED)
-@dataclasses.dataclass
-class ResultItem:
-    """One element of results.json's ``results`` list."""
-
-    measurement: Measurement
-    verdict: Annotated[Verdict, BeforeValidator(_verdict_rules)]
-
-
-@with_config(EXTRAS_IGNORED)
-class ResultsHeader(TypedDict):
-    """results.json without its results (validated one by one, as :class:`ResultItem`)."""
-
-    schema: int
-    results: list[Any]
-    tool: NotRequired[str]
-    tool_version: NotRequired[str]
-    created: NotRequired[str]
-    rules: NotRequired[Rules]
-    baseline_path: NotRequired[str]
-    errors: NotRequired[list[TestError]]
 
 
 @with_config(EXACT)
@@ -196,12 +148,14 @@ def adapter(cls: Any) -> TypeAdapter[Any]:
     """The (cached) validator of one schema type; built on first use, not at import.
 
     Forward references (``from __future__ import annotations``) are resolved in this
-    module's namespace, which imports every record type, not in whatever frame happened to
-    ask first: under pytest-xdist a first use from another module's frame left the adapter
+    module's namespace and that of the module defining ``cls``, not in whatever frame
+    happened to ask first: under pytest-xdist a first use from another module's frame left the adapter
     "not fully defined" for the rest of the process.
     """
+    module = sys.modules.get(getattr(cls, "__module__", __name__))
     built = TypeAdapter(cls)
-    built.rebuild(force=True, raise_errors=True, _types_namespace=dict(globals()))
+    built.rebuild(force=True, raise_errors=True,
+                  _types_namespace={**globals(), **vars(module or sys.modules[__name__])})
     return built
 
 

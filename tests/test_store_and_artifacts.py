@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_perfguard.baseline import atomic_write
-from pytest_perfguard.plugin import trace_folder_name
+from pytest_perfguard._files import atomic_write
+from pytest_perfguard.fixture import trace_folder_name
 
 
 def test_interrupted_write_leaves_the_old_file_whole(tmp_path: Path, monkeypatch) -> None:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..baseline import atomic_write
+from .._files import atomic_write
 from ..reporting._format import printable
 from ..reporting.merge import merge_results
 from ..results import RunResults

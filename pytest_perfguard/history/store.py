@@ -531,7 +531,7 @@ class HistoryStore:
                  f"ORDER BY r.created {order}, r.id {order} LIMIT 1")
         with self._guard("cannot read the history database"):
             row = self._db.execute(query, params).fetchone()
-        return row  # type: ignore[no-any-return]
+        return row
 
     def count_rows(self, series: Series, *, since: Row | None = None,
                    branch: str | None = None, clean: bool = True) -> int:
