@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .hints import likely_causes
+from .nearest import nearest
 from .record import Measurement
 from .settings import Rules
 
@@ -61,7 +62,8 @@ class Verdict:
     key: str
     status: Status
     changes: list[Change] = field(default_factory=list)
-    #: For "other-environment": the labels of environments the baseline does hold.
+    #: For a measurement without a baseline entry in its own environment: the environment
+    #: it was compared with and what differs, or the labels of those the baseline holds.
     note: str = ""
     rules: Rules = field(default_factory=Rules)
 
@@ -106,30 +108,6 @@ class Verdict:
                 for c in self.changes
             ],
         }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, default_rules: Rules | None = None,
-                  source: str = "<verdict>") -> Verdict:
-        """Read a verdict; ``default_rules`` for files written before verdicts carried rules."""
-        rules_data = data.get("rules")
-        rules = (Rules.from_dict(rules_data, source) if isinstance(rules_data, Mapping)
-                 else default_rules or Rules())
-        return cls(
-            key=data["key"],
-            status=data["status"],
-            note=data.get("note", ""),
-            rules=rules,
-            changes=[
-                Change(
-                    metric=c["metric"],
-                    baseline=c["baseline"],
-                    current=c["current"],
-                    direction=c["direction"],
-                    hints=list(c.get("hints", [])),
-                )
-                for c in data.get("changes", [])
-            ],
-        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -268,20 +246,30 @@ CHECKS: tuple[Check, ...] = _checks()
 
 def judge(baseline: Baseline | None, current: Measurement, rules: Rules) -> Verdict:
     """The verdict for one measurement against a whole baseline file: compared with its
-    entry for this environment, else "other-environment" or "new" (never compared)."""
+    entry for this environment; else with the same test in the nearest other environment of
+    the same device kind (:func:`~pytest_perfguard.nearest.nearest`), "other-environment"
+    with the changes and a note unless ``rules.across_environments`` lets it gate; else
+    "other-environment" (another device kind only) or "new"."""
     previous = baseline.lookup(current) if baseline is not None else None
     if previous is not None:
         return compare(previous, current, rules)
     others = baseline.other_environment_labels(current) if baseline is not None else []
-    if others:
-        note = "baseline holds only other environments: " + "; ".join(others)
-        older = older_fingerprints(baseline, current) if baseline is not None else []
-        if older:
-            note += (f" (recorded under fingerprint definition v{', v'.join(map(str, older))}; "
-                     f"this perfguard uses v{current.environment.fingerprint}: re-record them "
-                     "with --perfguard-update)")
+    if baseline is None or not others:
+        return Verdict(key=current.key, status="new", rules=rules)
+    closest = nearest(baseline, current)
+    note = (closest.note() if closest is not None
+            else "baseline holds only other environments: " + "; ".join(others))
+    older = older_fingerprints(baseline, current)
+    if older:
+        note += (f" (recorded under fingerprint definition v{', v'.join(map(str, older))}; "
+                 f"this perfguard uses v{current.environment.fingerprint}: re-record them "
+                 "with --perfguard-update)")
+    if closest is None:
         return Verdict(key=current.key, status="other-environment", note=note, rules=rules)
-    return Verdict(key=current.key, status="new", rules=rules)
+    status, changes = _changes(closest.entry, current, rules)
+    if not rules.across_environments:
+        status = "other-environment"  # report only: the changes are shown, never gated
+    return Verdict(key=current.key, status=status, changes=changes, note=note, rules=rules)
 
 
 def older_fingerprints(baseline: Baseline, current: Measurement) -> list[int]:
@@ -299,16 +287,21 @@ def compare(baseline: Measurement, current: Measurement, rules: Rules) -> Verdic
             f"refusing to compare {current.key!r} across environments: baseline "
             f"{baseline.environment.label()} vs current {current.environment.label()}"
         )
+    status, changes = _changes(baseline, current, rules)
+    return Verdict(key=current.key, status=status, changes=changes, rules=rules)
+
+
+def _changes(baseline: Measurement, current: Measurement,
+             rules: Rules) -> tuple[Status, list[Change]]:
+    """Every check's change, and the status they make."""
     hints = likely_causes(baseline, current)
     changes = [change for check in CHECKS
                if (change := check.evaluate(baseline, current, rules, hints)) is not None]
     if any(c.direction == "regressed" for c in changes):
-        status: Status = "regressed"
-    elif any(c.direction == "improved" for c in changes):
-        status = "improved"
-    else:
-        status = "unchanged"
-    return Verdict(key=current.key, status=status, changes=changes, rules=rules)
+        return "regressed", changes
+    if any(c.direction == "improved" for c in changes):
+        return "improved", changes
+    return "unchanged", changes
 
 
 def unique_hints(changes: Iterable[Change]) -> list[tuple[Change, list[str]]]:

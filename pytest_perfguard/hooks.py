@@ -17,7 +17,9 @@ def pytest_perfguard_environment(config: pytest.Config) -> dict[str, str] | None
 
     Return a dict of short strings; every implementation's dict is merged into each
     measurement's ``environment.extra``, which is part of the environment fingerprint: a
-    baseline entry recorded with other values is never compared with this run.
+    baseline entry recorded with other values is another environment's, compared with this
+    run only as the nearest environment (report-only unless the rule
+    ``across_environments`` is on).
     """
 
 
@@ -26,4 +28,15 @@ def pytest_perfguard_update_json(config: pytest.Config, results: dict[str, Any])
     """Change or extend the results.json document (``results``, a dict) before it is written.
 
     The document is validated when read back: add fields, don't change perfguard's own.
+    """
+
+
+@pytest.hookspec
+def pytest_perfguard_libraries(config: pytest.Config) -> list[str] | None:  # type: ignore[empty-body]
+    """Distributions whose installed versions shape this project's graphs (e.g.
+    ``["diffusers", "timm"]``).
+
+    Their versions are recorded in each measurement's ``environment.libraries`` (as
+    ``transformers``'s is) and shown, but not keyed: a baseline recorded with other versions
+    is still compared. To key on a version, return it from ``pytest_perfguard_environment``.
     """
