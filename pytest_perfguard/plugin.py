@@ -1,7 +1,8 @@
 """The pytest plugin: thin glue between pytest and runner / baseline / compare / reporting.
 
-- The ``perfguard`` fixture is always available and only measures. Without ``--perfguard``
-  it runs the model once eager and once compiled and checks numerics (a fast local mode).
+- The ``perfguard`` fixture (:mod:`pytest_perfguard.fixture`) is always available and only
+  measures. Without ``--perfguard`` it runs the model once eager and once compiled and
+  checks numerics (a fast local mode).
 - With ``--perfguard`` (or ``--perfguard-update``) :class:`PerfguardPlugin` is registered.
   Each measurement is judged (:func:`~pytest_perfguard.compare.judge`, with the rules of
   its test) when its test's report is made; a failing verdict fails that test on its own.
@@ -12,7 +13,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import warnings
@@ -23,30 +23,27 @@ from typing import Any
 
 import pytest
 
-from . import __version__
+from . import __version__, fixture
+from ._files import atomic_write
 from .baseline import (
     Baseline,
     BaselineError,
     PruneScope,
-    atomic_write,
     set_aside_unreadable,
     update_baseline_file,
 )
 from .compare import judge
 from .devices import give_worker_a_card
+from .fixture import FixtureSettings, measured_key, settings_key
 from .history import HistoryError, check_history, record_session
-from .record import Measurement
 from .results import RESULTS_SCHEMA, ResultEntry, ResultsError, RunResults, TestError
 from .settings import (
-    ProfileOptions,
     Rules,
     SessionSettings,
     SettingError,
     add_pytest_options,
     marker_help,
-    profile_options,
     resolve_pytest_settings,
-    split_marker,
 )
 
 
@@ -74,9 +71,6 @@ class PerfguardSession:
     environment_extra: dict[str, str] = field(default_factory=dict)
 
 
-session_key = pytest.StashKey[PerfguardSession]()
-#: The measurements a test made, with the rules of that test.
-measured_key = pytest.StashKey[list[tuple[Measurement, Rules]]]()
 #: Report attributes that carry judged entries / an error to the controller (JSON text).
 _ENTRIES_ATTR = "perfguard_entries"
 _ERROR_ATTR = "perfguard_error"
@@ -106,7 +100,10 @@ def pytest_configure(config: pytest.Config) -> None:
         report_dir=_under_root(rootpath, settings.report),
         is_worker=hasattr(config, "workerinput"),
     )
-    config.stash[session_key] = session
+    # The fixture is a plugin of its own: it is there with or without --perfguard (and
+    # gone with ``-p no:perfguard``, as this module is never loaded then).
+    config.pluginmanager.register(fixture, "perfguard-fixture")
+    config.stash[settings_key] = FixtureSettings(rules)
     if not settings.active or config.getoption("collectonly"):
         return  # a collection-only run measures nothing and touches no file
     if session.is_worker:  # one GPU per xdist worker where the runner has several
@@ -119,6 +116,12 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError("perfguard: pytest_perfguard_environment must return a "
                                     f"dict of strings, got {extra!r}")
         session.environment_extra.update(extra)
+    library_names: list[str] = []  # their versions are recorded, not keyed
+    for names in config.hook.pytest_perfguard_libraries(config=config):
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise pytest.UsageError("perfguard: pytest_perfguard_libraries must return a "
+                                    f"list of distribution names, got {names!r}")
+        library_names.extend(names)
     try:
         session.baseline = Baseline.load(session.baseline_path)
     except BaselineError as exc:
@@ -141,111 +144,16 @@ def pytest_configure(config: pytest.Config) -> None:
             check_history(_under_root(rootpath, settings.history))
         except HistoryError as exc:
             raise pytest.UsageError(f"perfguard: {exc}") from None
+    config.stash[settings_key] = FixtureSettings(
+        rules, profile=True, environment_extra=dict(session.environment_extra),
+        library_names=tuple(library_names),
+        traces_dir=session.report_dir / "traces" if settings.traces else None)
     config.pluginmanager.register(PerfguardPlugin(session, config), "perfguard-session")
 
 
 def _under_root(rootpath: Path, value: str) -> Path:
     path = Path(os.path.expandvars(os.path.expanduser(value)))
     return path if path.is_absolute() else rootpath / path
-
-
-# ----------------------------------------------------------------------------------------
-# The fixture: it measures, and leaves judging to the plugin
-# ----------------------------------------------------------------------------------------
-
-
-class Profiler:
-    """What the ``perfguard`` fixture returns: call it with a model and its inputs."""
-
-    def __init__(self, session: PerfguardSession, item: pytest.Item, rules: Rules,
-                 marker_options: dict[str, Any]) -> None:
-        self._session = session
-        self._item = item
-        self._rules = rules
-        self._marker_options = marker_options
-        self._names: set[str] = set()
-
-    def __call__(self, model: Any, *args: Any, kwargs: dict[str, Any] | None = None,
-                 **options: Any) -> Measurement:
-        __tracebackhide__ = True
-        from .runner import measure
-
-        nodeid = self._item.nodeid
-        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(ProfileOptions)})
-        if unknown:
-            pytest.fail(f"perfguard: perfguard() in {nodeid} got unknown option(s) "
-                        f"{', '.join(unknown)}; the model's keyword inputs go in kwargs={{...}}",
-                        pytrace=False)
-        try:
-            chosen = profile_options({**self._marker_options, **options},
-                                     f"perfguard() in {nodeid}")
-        except SettingError as exc:
-            raise pytest.fail.Exception(f"perfguard: {exc}", pytrace=False) from None
-        if kwargs is not None and not isinstance(kwargs, dict):
-            pytest.fail(f"perfguard: perfguard() in {nodeid}: kwargs must be a dict of the "
-                        f"model's keyword inputs, got {type(kwargs).__name__}", pytrace=False)
-        if chosen.name in self._names:
-            pytest.fail(f"perfguard: {nodeid} already measured name={chosen.name!r}; give each "
-                        "call its own name=...", pytrace=False)
-        self._names.add(chosen.name)
-        session = self._session
-        trace_dir = None
-        if session.settings.active and session.settings.traces:
-            trace_dir = session.report_dir / "traces" / trace_folder_name(nodeid, chosen.name)
-        measurement = measure(
-            model, args, dict(kwargs or {}), chosen, test_id=nodeid,
-            profile=session.settings.active, trace_dir=trace_dir, gate_time=self._rules.time,
-        )
-        if session.settings.active:
-            if session.environment_extra:
-                measurement.environment.extra.update(session.environment_extra)
-            self._item.stash.setdefault(measured_key, []).append((measurement, self._rules))
-            _record_junit_properties(self._item, measurement)
-        return measurement
-
-
-def trace_folder_name(test_id: str, name: str) -> str:
-    """A folder name for one measurement's traces: readable, never a path, never shared.
-
-    Test ids and measurement names are the user's text (``name="../../x"``, ``a/b`` vs
-    ``a:b``): keep letters, digits, ``._-``, cut to 80 characters, and add a hash of the
-    exact (test id, name) pair so no two measurements share a folder.
-    """
-    import hashlib
-    import re
-
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{test_id}-{name}").strip("._-")[:80]
-    digest = hashlib.sha256(json.dumps([test_id, name]).encode()).hexdigest()[:10]
-    return f"{readable or 'test'}-{digest}"
-
-
-def _record_junit_properties(item: pytest.Item, m: Measurement) -> None:
-    prefix = "perfguard" if m.name == "default" else f"perfguard.{m.name}"
-    for mode in ("eager", "compiled"):
-        record = getattr(m, mode)
-        for metric in ("kernel_launches", "bytes_moved", "flops", "peak_memory"):
-            item.user_properties.append((f"{prefix}.{mode}.{metric}", getattr(record, metric)))
-    item.user_properties.append((f"{prefix}.compiled.graph_breaks", m.compiled.graph_breaks))
-    item.user_properties.append((f"{prefix}.compiled.recompiles", m.compiled.recompiles))
-    item.user_properties.append((f"{prefix}.fusion_ratio", m.fusion_ratio))
-
-
-@pytest.fixture
-def perfguard(request: pytest.FixtureRequest) -> Profiler:
-    """Profile a model eager and under torch.compile: ``perfguard(model, x, train=False)``."""
-    session = request.config.stash[session_key]
-    marker: dict[str, Any] = {}
-    for mark in reversed(list(request.node.iter_markers("perfguard"))):
-        if mark.args:
-            pytest.fail(f"perfguard: @pytest.mark.perfguard on {request.node.nodeid} takes "
-                        "keyword arguments only", pytrace=False)
-        marker.update(mark.kwargs)
-    try:
-        rules, options = split_marker(marker, session.rules,
-                                      f"@pytest.mark.perfguard on {request.node.nodeid}")
-    except SettingError as exc:
-        raise pytest.fail.Exception(f"perfguard: {exc}", pytrace=False) from None
-    return Profiler(session, request.node, rules, options)
 
 
 # ----------------------------------------------------------------------------------------
@@ -257,6 +165,9 @@ class PerfguardPlugin:
     def __init__(self, session: PerfguardSession, config: pytest.Config) -> None:
         self.session = session
         self.config = config
+
+    def pytest_report_header(self) -> list[str]:
+        return [] if self.session.is_worker else header_lines(self.session)
 
     # -- per test: judge, fail, and send the entries on the report -------------------
 
@@ -408,7 +319,7 @@ class PerfguardPlugin:
                      for e in results.entries if e.measurement.traces}
             atomic_write(report_dir / "report.html", render_html(results, trace_links=links))
             self.session.messages.append(f"report written to {report_dir}")
-        except (BaselineError, OSError) as exc:
+        except OSError as exc:  # (a FileError naming the file, or the folder's mkdir)
             self.session.messages.append(f"WARNING: report not written: {exc}")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
@@ -493,6 +404,56 @@ def run_scopes(args: list[str], invocation_dir: Path, rootpath: Path) -> list[st
     return scopes
 
 
+def header_lines(state: PerfguardSession) -> list[str]:
+    """What the run does, for pytest's header: the baseline file, the environment known
+    before any test runs, and what is gated. Reads no torch (its version comes from the
+    installed package's metadata)."""
+    from .reporting._format import printable
+
+    path = state.baseline_path
+    shown = path.relative_to(state.rootpath) if path.is_relative_to(state.rootpath) else path
+    baseline = state.baseline
+    if baseline is None or not path.exists():
+        held = "no file yet" if state.settings.update else "no file yet: every test is new"
+    else:
+        entries, environments = baseline.entry_count, len(baseline.environments)
+        held = (f"{entries} entr{'y' if entries == 1 else 'ies'}, {environments} "
+                f"environment{'' if environments == 1 else 's'}")
+    doing = "recording the baseline to" if state.settings.update else "gating against"
+    lines = [printable(f"perfguard: {doing} {shown} ({held}); {_versions()}")]
+    if not state.settings.update:
+        lines.append(f"perfguard: gated: {gated_metrics(state.rules)}")
+    return lines
+
+
+def _versions() -> str:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"torch {torch}, python {platform.python_version()}"
+
+
+def gated_metrics(rules: Rules) -> str:
+    """``compiled kernel_launches, ..., compiled bytes_moved (tol 1%)``, then the rules
+    switched on (``strict``): what a test's verdict follows under ``rules``."""
+    from .compare import CHECKS, RelativeCheck, TimeCheck
+
+    parts = []
+    for check in CHECKS:
+        if not check.enabled(rules) or (isinstance(check, TimeCheck) and not rules.time):
+            continue
+        tolerance = (f" (tol {check.tolerance(rules) * 100:g}%)"
+                     if isinstance(check, RelativeCheck) else "")
+        parts.append(check.metric + tolerance)
+    switches = [name for name in ("strict", "require_baseline", "across_environments")
+                if getattr(rules, name)]
+    return ", ".join(parts) + (f"; rules: {', '.join(switches)}" if switches else "")
+
+
 def _short_error(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):
@@ -513,4 +474,4 @@ def _entry_summary(entry: ResultEntry) -> str:
     )
 
 
-__all__ = ["PerfguardPlugin", "PerfguardSession", "Profiler", "ProfileOptions", "perfguard"]
+__all__ = ["PerfguardPlugin", "PerfguardSession", "run_scopes"]

@@ -113,12 +113,6 @@ class Rules:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str) -> Rules:
-        """Rules read from a file: unknown keys (a newer perfguard's rules) are ignored."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return build(cls, {k: v for k, v in data.items() if k in known}, source)
-
 
 @dataclass(frozen=True)
 class ProfileOptions:
@@ -348,15 +342,43 @@ def add_pytest_options(parser: Any) -> None:
         else:
             group.addoption(flag_of(f), action="store", default=None, dest=dest_of(f),
                             metavar=f.name.upper(), help=text)
-        parser.addini(ini_of(f), text, type="string", default="")
+        # None: not set (a set "false" or 0 must still win over the command line's absence).
+        parser.addini(ini_of(f), text, type=_ini_type(base), default=None)
+
+
+#: How a bad ini value reads when pytest's own conversion refused it (``coerce``'s wording).
+_INI_EXPECTS = {bool: "must be true or false", int: "must be a whole number",
+                float: "must be a number", str: "must be a non-empty string"}
+
+
+def _ini_type(base: Any) -> str:
+    """The ini type pytest converts the value to (and ``pytest --help`` shows): ``bool``,
+    ``int`` and ``float`` (pytest 8.4 and later), else ``string``."""
+    import pytest
+
+    if base is bool:
+        return "bool"
+    if base in (int, float) and pytest.version_tuple[:2] >= (8, 4):
+        return str(base.__name__)
+    return "string"
 
 
 def resolve_pytest_settings(config: Any) -> tuple[SessionSettings, Rules]:
     """Command line first, then the ini file, then the defaults; every value validated."""
+    import pytest
+
     resolved: dict[type, dict[str, Any]] = {SessionSettings: {}, Rules: {}}
     for cls, f in _option_fields():
         cli_value = config.getoption(dest_of(f))
-        ini_value = config.getini(ini_of(f))
+        try:
+            ini_value = config.getini(ini_of(f))
+        except (ValueError, TypeError, pytest.UsageError) as exc:  # pytest refused its type
+            if cli_value is not None:
+                ini_value = None  # the command line wins; the bad ini value is not used
+            else:
+                base, _ = _split_optional(_hints(cls)[f.name])
+                raise SettingError(f"perfguard: bad value for ini {ini_of(f)}: "
+                                   f"{_INI_EXPECTS.get(base, 'has a bad value')} ({exc})") from None
         if cli_value is not None:
             value, where = cli_value, flag_of(f)
         elif ini_value not in (None, "", []):

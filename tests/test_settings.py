@@ -106,9 +106,9 @@ def test_an_ini_switch_can_be_turned_off_on_the_command_line(pytester: pytest.Py
         (["--perfguard-bytes-tolerance", "inf"], "", "*must be a finite number, got 'inf'*"),
         (["--perfguard-memory-tolerance", "-0.1"], "", "*must be at least 0, got '-0.1'*"),
         ([], "perfguard_bytes_tolerance = abc",
-         "*bad value for ini perfguard_bytes_tolerance: must be a number, got 'abc'*"),
+         "*bad value for ini perfguard_bytes_tolerance: must be a number (*'abc'*)"),
         ([], "perfguard_strict = maybe",
-         "*bad value for ini perfguard_strict: must be true or false, got 'maybe'*"),
+         "*bad value for ini perfguard_strict: must be true or false (*'maybe'*)"),
         (["--perfguard-time-alpha", "2"], "", "*time-alpha: must be at most 1, got '2'*"),
     ],
 )

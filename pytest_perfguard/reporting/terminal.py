@@ -6,11 +6,13 @@ where to write, so the same text works under ``-q``, ``-v``, xdist and ``--color
 
 from __future__ import annotations
 
+import textwrap
+
 from tabulate import tabulate
 
 from ..results import RunResults
 from ._format import one_line, printable, truncate
-from .model import ReportView, TestView, build_view
+from .model import ErrorView, TestView, build_view
 
 #: Column headers of the summary table; each test's id is on its own line above its rows,
 #: so the table stays under 120 characters wide however long the ids are. The gated
@@ -31,35 +33,40 @@ HEADERS = (
 
 ALIGN = ("left",) + ("right",) * (len(HEADERS) - 2) + ("left",)
 
-#: Without ``verbose``, longer test ids are shortened from the middle, and so are the
-#: lines of errored tests (to the table's width).
+#: Without ``verbose``, longer test ids are shortened from the middle, and an errored
+#: test's cause that does not fit on its line goes on the lines below, wrapped to the
+#: table's width (at most ``ERROR_CAUSE_LINES`` of them).
 TEST_ID_WIDTH = 100
 ERROR_LINE_WIDTH = 120
+ERROR_CAUSE_LINES = 4
 
 
 def render_terminal(results: RunResults, *, verbose: bool = False) -> str:
     """Render ``results`` as plain text for the pytest terminal summary.
 
-    Errored tests first, one line each. Then per measurement: its id on one line, then an
-    eager and a compiled row; regressions first. Under the table comes one line per
-    regressed metric with its hints (each hint once per test). With ``verbose``: full test
-    ids, improvements and within-tolerance changes too, the verdict notes, and why
-    unavailable metrics are missing (a reason every test of an environment shares is said
-    once).
+    Errored tests first, with their cause. Then per measurement that changed (regressed,
+    improved, new, other-environment): its id on one line, then an eager and a compiled
+    row; regressions first; the unchanged ones are counted in one line. Under the table
+    comes one line per regressed metric (its likely causes are in the test's failure
+    message; with ``verbose`` here too, each once per test). With ``verbose``: every
+    measurement, full test ids, improvements and within-tolerance
+    changes too, the verdict notes, and why unavailable metrics are missing (a reason every
+    test of an environment shares is said once).
     """
     view = build_view(results, details=False)
     if not view.tests and not view.errors:
         return "perfguard: no measurements in this run\n"
     width = None if verbose else TEST_ID_WIDTH
-    lines = [f"errored {printable(e.test_id)} ({one_line(e.phase)}): {one_line(e.summary)}"
-             for e in view.errors]
-    if not verbose:  # the start says which test and when; the end of a message can go
-        lines = [line if len(line) <= ERROR_LINE_WIDTH else line[:ERROR_LINE_WIDTH - 3] + "..."
-                 for line in lines]
-    if view.tests:
+    lines = [line for error in view.errors for line in _error_lines(error, width)]
+    listed = view.tests if verbose else [t for t in view.tests if t.status != "unchanged"]
+    unchanged = len(view.tests) - len(listed)
+    if listed or unchanged:
         if lines:
             lines.append("")
-        lines += _table(view, width)
+        if listed:
+            lines += _table(listed, width)
+        if unchanged:
+            lines.append(f"{unchanged} unchanged (-v to list them)")
     details = [line for test in view.tests for line in _detail_lines(test, verbose)]
     if verbose:
         details += [one_line(note) for note in view.notes]
@@ -76,9 +83,22 @@ def _fit(text: str, width: int | None) -> str:
     return text if width is None else truncate(text, width)
 
 
-def _table(view: ReportView, width: int | None) -> list[str]:
+def _error_lines(error: ErrorView, width: int | None) -> list[str]:
+    """``errored <test> (in call): <cause>``; a cause too long for the line goes below it,
+    wrapped, so it is read in full (pytest's own short summary cuts it at the terminal's
+    width)."""
+    head = f"errored {_fit(error.test_id, width)} ({one_line(error.phase)}):"
+    cause = one_line(error.summary)
+    if width is None or len(head) + 1 + len(cause) <= ERROR_LINE_WIDTH:
+        return [f"{head} {cause}"]
+    return [head, *textwrap.wrap(cause, ERROR_LINE_WIDTH, initial_indent="    ",
+                                 subsequent_indent="    ", max_lines=ERROR_CAUSE_LINES,
+                                 placeholder=" ...")]
+
+
+def _table(tests: list[TestView], width: int | None) -> list[str]:
     rows: list[list[str]] = []
-    for test in view.tests:
+    for test in tests:
         rows.extend(_rows(test))
     # The header goes in as a data row: tabulate pads header cells by two extra spaces,
     # which would make this table ~10 characters wider. "simple" without headers draws a
@@ -88,7 +108,7 @@ def _table(view: ReportView, width: int | None) -> list[str]:
     ).split("\n")
     table = [("  " + line).rstrip() for line in (rendered[1], rendered[0], *rendered[2:-1])]
     lines = table[:2]  # header and rule
-    for index, test in enumerate(view.tests):
+    for index, test in enumerate(tests):
         lines.append(_fit(test.label, width))
         lines.extend(table[2 + 2 * index : 4 + 2 * index])
     return lines
@@ -109,8 +129,9 @@ def _detail_lines(test: TestView, verbose: bool) -> list[str]:
     lines = []
     for change in shown:
         lines.append(f"{change.direction} {label}: {change.exact}")
-        lines.extend(f"    hint: {one_line(hint)}" for hint in change.hints)
-    if verbose and test.note:
+        if verbose:  # else the test's failure above already says its likely causes
+            lines.extend(f"    hint: {one_line(hint)}" for hint in change.hints)
+    if test.note and (verbose or shown):  # shown changes say what they were measured against
         lines.append(f"{test.status} {label}: {one_line(test.note)}")
     if verbose:
         lines.extend(f"unavailable {label}: {one_line(text)}" for text in test.unavailable)
