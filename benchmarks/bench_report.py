@@ -1,22 +1,38 @@
-"""How long the reporters take on a large run: 1,000 synthetic tests.
+"""How long the reporters take on a large run, and how big the bounded pages get.
 
     python benchmarks/bench_report.py [--tests 1000] [--repeat 2]
+        [--scale-tests 5000] [--history-runs 100] [--history-tests 1000]
+        [--compare-with DIR] [--no-scale]
 
 Prints the best-of-``repeat`` time of each reporter (markdown, the bounded job summary,
-HTML, terminal, results.json, both exporters) and the total against the 5 s budget a CI
-job can spend on reports, then the job summary's size against GitHub's 1 MiB limit for
-$GITHUB_STEP_SUMMARY (for this run, and for one where every test regressed). Exits with
-status 1 when the total is over budget or a summary is over the limit. No torch needed.
+HTML, terminal, results.json, both exporters) for ``--tests`` synthetic tests and the total
+against the 5 s budget a CI job can spend on reports, then the job summary's size against
+GitHub's 1 MiB limit for $GITHUB_STEP_SUMMARY (for this run, and for one where every test
+regressed), and the pull-request comment's against its 60,000-character bound.
+
+Then, at scale, each in a fresh process (so its peak memory is its own): report.html and
+the comment for ``--scale-tests`` tests, and the history page (``perfguard history report
+--html``) of ``--history-runs`` runs x ``--history-tests`` tests: bytes, seconds and peak
+RSS. ``--compare-with DIR`` measures the same with the package found in DIR (an older
+version: ``git archive REV pytest_perfguard | tar -x -C DIR``) and prints the ratios.
+Exits with status 1 when the total is over budget or a summary or comment is over its
+limit. No torch needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 from pytest_perfguard.compare import Change, Rules, Verdict
 from pytest_perfguard.record import (
@@ -44,6 +60,9 @@ BUDGET_SECONDS = 5.0
 
 #: GitHub refuses a job summary larger than this.
 GITHUB_SUMMARY_LIMIT = 1024 * 1024
+
+#: The pull-request comment's bound (GitHub refuses more than 65,536 characters).
+COMMENT_LIMIT = 60_000
 
 CPU = Environment(python="3.11.9", torch="2.13.0+cpu", triton="", device="cpu",
                   device_name="cpu (AVX2)", backend="inductor", mode="default", dynamic="auto",
@@ -174,11 +193,99 @@ def best_of(repeat: int, render: Callable[[], str]) -> tuple[float, int]:
     return best, size
 
 
+def _peak_rss() -> int:
+    """This process's peak resident memory, in bytes (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _measure(what: str, size: int, runs: int) -> dict[str, float]:
+    """In this (fresh) process: build the input, render ``what``, report bytes, seconds and
+    peak RSS as JSON. Uses only what every version of the package has."""
+    if what == "history":
+        from bench_history import build  # the history benchmark's bulk builder
+
+        from pytest_perfguard.history.report import collect, render_history_html
+        from pytest_perfguard.history.store import HistoryStore
+
+        with tempfile.TemporaryDirectory() as folder:
+            db = Path(folder) / "history.sqlite"
+            build(db, runs, size)
+            before = _peak_rss()
+            start = time.perf_counter()
+            with HistoryStore.open(db) as store:
+                text = render_history_html(collect(store, last=runs))
+    else:
+        results = synthetic_results(size)
+        before = _peak_rss()
+        start = time.perf_counter()
+        if what == "html":
+            text = render_html(results)
+        else:  # imported here: --compare-with measures versions that have no comment
+            from pytest_perfguard.reporting.markdown import render_markdown_comment
+
+            text = render_markdown_comment(results)
+    seconds = time.perf_counter() - start
+    return {"bytes": len(text.encode()), "chars": len(text), "seconds": seconds,
+            "peak_rss": _peak_rss(), "rss_before": before}
+
+
+def _child(what: str, size: int, runs: int, package: str | None) -> dict[str, float]:
+    env = dict(os.environ)
+    path = [str(Path(__file__).parent)] + ([package] if package else [])
+    env["PYTHONPATH"] = os.pathsep.join(path + [env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, __file__, "--measure", what, str(size), str(runs)],
+                          capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"measuring {what} failed:\n{done.stderr}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def scale(args: argparse.Namespace) -> bool:
+    """The bounded pages at scale; False when the comment is over its bound."""
+    print("\nat scale (each in a fresh process; peak RSS includes building the input)")
+    cases = [("report.html", "html", args.scale_tests, 0,
+              f"{args.scale_tests:,} tests"),
+             ("PR comment", "comment", args.scale_tests, 0, f"{args.scale_tests:,} tests"),
+             ("history.html", "history", args.history_tests, args.history_runs,
+              f"{args.history_runs} runs x {args.history_tests:,} tests")]
+    fits = True
+    for label, what, size, runs, of in cases:
+        now = _child(what, size, runs, None)
+        line = (f"  {label:13} {of:26} {now['bytes'] / 1e6:8.2f} MB {now['seconds']:7.2f} s "
+                f"peak RSS {now['peak_rss'] / 2**20:7.0f} MiB "
+                f"(+{(now['peak_rss'] - now['rss_before']) / 2**20:.0f} rendering)")
+        if what == "comment":
+            fits = fits and now["chars"] <= COMMENT_LIMIT
+            line += f", {now['chars']:,.0f} characters"
+        elif args.compare_with:
+            old = _child(what, size, runs, args.compare_with)
+            line += (f"\n  {'':13} {'before (' + args.compare_with + ')':26} "
+                     f"{old['bytes'] / 1e6:8.2f} MB {old['seconds']:7.2f} s peak RSS "
+                     f"{old['peak_rss'] / 2**20:7.0f} MiB: now {now['bytes'] / old['bytes']:.1%}"
+                     f" of the size, {now['seconds'] / old['seconds']:.1%} of the time")
+        print(line, flush=True)
+    return fits
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tests", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--scale-tests", type=int, default=5000)
+    parser.add_argument("--history-runs", type=int, default=100)
+    parser.add_argument("--history-tests", type=int, default=1000)
+    parser.add_argument("--compare-with", metavar="DIR",
+                        help="also measure the package found in DIR, for the ratios")
+    parser.add_argument("--no-scale", action="store_true", help="skip the measures at scale")
+    parser.add_argument("--measure", nargs=3, metavar=("WHAT", "SIZE", "RUNS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.measure:
+        what, size, runs = args.measure
+        print(json.dumps(_measure(what, int(size), int(runs))))
+        return 0
 
     start = time.perf_counter()
     results = synthetic_results(args.tests)
@@ -205,13 +312,19 @@ def main(argv: list[str] | None = None) -> int:
           f"({'ok' if total <= BUDGET_SECONDS else 'OVER BUDGET'})")
 
     print(f"\njob summary ($GITHUB_STEP_SUMMARY, GitHub's limit {GITHUB_SUMMARY_LIMIT:,} bytes)")
+    from pytest_perfguard.reporting.markdown import render_markdown_comment
+
     fits = True
     for label, run in (("this run", results), ("every test regressed", all_regressed(results))):
         full = len(render_markdown(run).encode())
         summary = len(render_markdown_summary(run).encode())
-        fits = fits and summary <= GITHUB_SUMMARY_LIMIT
+        comment = len(render_markdown_comment(run))
+        fits = fits and summary <= GITHUB_SUMMARY_LIMIT and comment <= COMMENT_LIMIT
         print(f"  {label:22} report.md {full / 1e6:6.2f} MB, summary {summary:>9,} bytes "
-              f"({summary / GITHUB_SUMMARY_LIMIT:.0%} of the limit)")
+              f"({summary / GITHUB_SUMMARY_LIMIT:.0%} of the limit), PR comment "
+              f"{comment:,} characters")
+    if not args.no_scale:
+        fits = scale(args) and fits
     return 0 if total <= BUDGET_SECONDS and fits else 1
 
 

@@ -1,9 +1,10 @@
 """The ``perfguard`` command: work with baselines and results outside pytest. No torch.
 
     perfguard update [RESULTS.json ...] [--baseline PATH] [--only-failed]
-    perfguard compare BASELINE RESULTS [--bytes-tolerance X ...]
+    perfguard compare BASELINE RESULTS [--bytes-tolerance X ...] [--across-environments]
     perfguard show [BASELINE]
     perfguard report RESULTS.json [...] [--html FILE] [--markdown FILE] [--summary FILE]
+                     [--comment FILE]
     perfguard export RESULTS.json --format {github-action-benchmark,bencher} [-o FILE]
 
 ``compare`` judges each result with the rules it was judged with in pytest (a test's
@@ -22,11 +23,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import __version__
+from ._files import FileError, atomic_write
 from .baseline import (
     DEFAULT_BASELINE,
     Baseline,
     BaselineError,
-    atomic_write,
     update_baseline_file,
 )
 from .compare import judge
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (BaselineError, ResultsError, SettingError, ValueError) as exc:
+    except (BaselineError, FileError, ResultsError, SettingError, ValueError) as exc:
         print(f"perfguard: error: {printable(str(exc), multiline=True)}", file=sys.stderr)
         return 2
 
@@ -65,7 +66,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="promote only regressed and improved entries")
     update.set_defaults(func=_cmd_update)
 
-    cmp = sub.add_parser("compare", help="compare results with a baseline; exit 1 on regression")
+    cmp = sub.add_parser(
+        "compare", help="compare results with a baseline; exit 1 on regression",
+        description="Judge each result against the baseline, with the rules it was judged with "
+        "in pytest unless a flag below overrides them. A result without an entry in its own "
+        "environment is compared with the same test in the nearest recorded environment of "
+        "the same device kind (e.g. the previous torch): reported as other-environment with "
+        "the changes and what differs, and gated only with --across-environments.")
     cmp.add_argument("baseline", type=Path, help="baseline file (baseline.json)")
     cmp.add_argument("results", type=Path, help="results file of a run (results.json)")
     add_cli_rule_arguments(cmp)
@@ -86,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="append the job summary pytest --perfguard writes (regressions and "
                         "errors in full, kept under GitHub's 1 MiB limit) to FILE, e.g. "
                         '"$GITHUB_STEP_SUMMARY"')
+    report.add_argument("--comment", type=Path, metavar="FILE",
+                        help="write a pull-request comment here: the verdict first, regressions "
+                        "with their cause, improvements to accept, counts (under 50,000 "
+                        "characters)")
     report.set_defaults(func=_cmd_report)
 
     export = sub.add_parser("export", help="export results for benchmark dashboards")
@@ -159,6 +170,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     for key, block in sorted(baseline.environments.items()):
         print(printable(f"environment {key}: {block.environment.label()}"))
+        if block.environment.libraries:
+            print(printable("libraries: " + ", ".join(
+                f"{name} {version}" for name, version in sorted(
+                    block.environment.libraries.items()))))
         rows = []
         for _, m in sorted(block.entries.items()):
             rows.append([printable(m.key), "train" if m.train else "infer",
@@ -173,10 +188,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .reporting import merge_results, render_html, render_markdown, render_markdown_summary
+    from .reporting import (
+        merge_results,
+        render_html,
+        render_markdown,
+        render_markdown_comment,
+        render_markdown_summary,
+    )
 
-    if not args.html and not args.markdown and not args.summary:
-        raise ValueError("report: give --html FILE, --markdown FILE and/or --summary FILE")
+    if not (args.html or args.markdown or args.summary or args.comment):
+        raise ValueError("report: give --html FILE, --markdown FILE, --summary FILE and/or "
+                         "--comment FILE")
     merged = merge_results([RunResults.load(p) for p in args.results])
     if args.html:
         atomic_write(args.html, render_html(merged))
@@ -184,6 +206,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.markdown:
         atomic_write(args.markdown, render_markdown(merged))
         print(f"perfguard: wrote {args.markdown}")
+    if args.comment:
+        atomic_write(args.comment, render_markdown_comment(merged))
+        print(f"perfguard: wrote {args.comment}")
     if args.summary:
         # Appended, as GitHub expects of $GITHUB_STEP_SUMMARY (other steps write there too).
         try:

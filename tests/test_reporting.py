@@ -137,18 +137,18 @@ def test_terminal_errors_first_then_regressions_with_hints() -> None:
     lines = text.splitlines()
     assert lines[0] == ("errored tests/test_models.py::test_whisper_encoder[tiny] (in setup): "
                         "fixture 'whisper_config' not found")
-    assert lines[1] == ("errored tests/test_models.py::test_t5[<b>tiny</b>] (in call): "
-                        "RuntimeError: boom | ```</details><script>alert(7)</scr...")
-    assert len(lines[1]) == 120
-    assert lines[2] == ""
-    assert lines[3].split() == ["mode", "launches", "bytes", "peak", "mem", "fusion", "traffic",
+    # A cause too long for its line goes below it, whole (not cut at the table's width).
+    assert lines[1] == "errored tests/test_models.py::test_t5[<b>tiny</b>] (in call):"
+    assert lines[2] == "    RuntimeError: boom | ```</details><script>alert(7)</script>"
+    assert lines[3] == ""
+    assert lines[4].split() == ["mode", "launches", "bytes", "peak", "mem", "fusion", "traffic",
                                 "memory", "breaks", "recompiles", "speedup", "verdict"]
-    assert lines[5] == "tests/test_models.py::test_mlp_block @ cpu (AVX2)"
+    assert lines[6] == "tests/test_models.py::test_mlp_block @ cpu (AVX2)"
     # Peak memory 144 MiB in both modes (64 + 64 + 16 MiB; compiled 4 bytes more), so the
     # memory ratio rounds to 1.00x; fusion 5/5, traffic 376 MiB / 408 MiB = 0.92x.
-    assert lines[6].split() == ["eager", "5", "376", "MiB", "144", "MiB", "1.00x", "0.92x",
+    assert lines[7].split() == ["eager", "5", "376", "MiB", "144", "MiB", "1.00x", "0.92x",
                                 "1.00x", "1.04x", "regressed"]
-    assert lines[7].split() == ["compiled", "5", "408", "MiB", "144", "MiB", "1", "0"]
+    assert lines[8].split() == ["compiled", "5", "408", "MiB", "144", "MiB", "1", "0"]
     # Exactly the six regressed changes, each once, hints once per test.
     regressions = [line for line in lines if line.startswith("regressed ")]
     assert [line.split(": ", 1)[1].split(":")[0] for line in regressions] == [
@@ -158,7 +158,8 @@ def test_terminal_errors_first_then_regressions_with_hints() -> None:
             "baseline 134,217,728, current 150,994,948 (+12.5%)") in lines
     hint = ("    hint: new graph break at tests/test_models.py:48: Unsupported Tensor.item() "
             "call with capture_scalar_outputs=False")
-    assert lines.count(hint) == 1
+    assert hint not in lines  # the failure message says it; -v repeats it, once
+    assert render_terminal(sample_results(), verbose=True).splitlines().count(hint) == 1
     assert lines[-1] == ("perfguard: 2 errored, 1 regressed, 1 improved, 1 new, "
                          "1 other-environment, 3 unchanged")
 
@@ -168,11 +169,13 @@ def test_terminal_is_plain_and_fits_a_terminal() -> None:
     results.entries[2].verdict.changes[0].hints.append("\x1b[31mred\x1b[0m\nsecond line")
     text = render_terminal(results)
     assert "\x1b" not in text
-    assert "    hint: \\x1b[31mred\\x1b[0m second line" in text  # escapes shown, not acted on
+    verbose = render_terminal(results, verbose=True)  # hints are shown with -v
+    assert "\x1b" not in verbose
+    assert "    hint: \\x1b[31mred\\x1b[0m second line" in verbose  # escapes shown, not acted on
     errors_block, table = (block.splitlines() for block in text.split("\n\n")[:2])
     assert max(len(line) for line in table) <= 120
     assert max(len(line) for line in errors_block) <= 120  # shortened like long test ids
-    assert "<script>alert(7)" in errors_block[1]  # plain text, nothing to escape
+    assert "<script>alert(7)" in errors_block[2]  # plain text, nothing to escape
 
 
 def test_terminal_verbose_and_truncation() -> None:
@@ -615,7 +618,7 @@ def test_merge_rerun_replaces_in_place() -> None:
 
 def test_evil_id_round_trips_through_every_format() -> None:
     results = RunResults(entries=[evil_unchanged()])
-    assert EVIL_TEST_ID in render_terminal(results)
+    assert EVIL_TEST_ID in render_terminal(results, verbose=True)  # unchanged: listed with -v
     gab = json.loads(export(results, "github-action-benchmark"))
     assert gab[0]["name"] == f"{EVIL_TEST_ID} - compiled kernel launches"
     assert EVIL_TEST_ID in json.loads(export(results, "bencher"))

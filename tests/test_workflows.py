@@ -451,10 +451,14 @@ def test_the_comment_is_posted_by_its_own_job_that_runs_no_pull_request_code(
     for part in ("!cancelled()", "github.event_name == 'pull_request'",
                  "vars.PERFGUARD_PR_COMMENT == 'true'", FORK_GUARD):
         assert part in condition
+    # The released perfguard (installed from the index, not the pull request's checkout)
+    # reads the artifact's results.json.
     uses = [str(s.get("uses", "")).split("@")[0] for s in steps(comment) if "uses" in s]
-    assert uses == ["actions/download-artifact"]
+    assert uses == ["actions/setup-python", "actions/download-artifact"]
+    assert runs_command(comment, r"pip install pytest-torch-perfguard$")
     script = step_named(comment, "Post or update the comment")["run"]
     assert "gh api" in script and "<!-- perfguard-history -->" in script
+    assert 'perfguard report "${results[@]}" --comment verdict.md' in script
     # No ${{ }} inside the script: values reach it through env, never by text substitution.
     assert "${{" not in script
     # The gate jobs themselves may not write to pull requests.
@@ -548,3 +552,65 @@ def test_history_branch_script_commits_each_run_to_the_branch(tmp_path: Path) ->
                            capture_output=True, text=True, check=False, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "bbbbbbb" in shown.stdout and "aaaaaaa" in shown.stdout
+
+
+def _comment_script(path: Path, tmp_path: Path) -> Path:
+    """The comment job's script, with ``perfguard`` this interpreter's and a stand-in for
+    the GitHub CLI that keeps the body it was asked to post (``gh`` is GitHub's service)."""
+    body = step_named(load(path)["jobs"]["comment"], "Post or update the comment")
+    script = tmp_path / "comment.sh"
+    script.write_text(body["run"])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "perfguard"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pytest_perfguard.cli "$@"\n')
+    gh = bin_dir / "gh"
+    gh.write_text('#!/bin/bash\n'
+                  'echo "$*" >> "$GH_LOG"\n'
+                  'for arg in "$@"; do\n'
+                  '  case "$arg" in body=@*) cp "${arg#body=@}" "$GH_POSTED" ;; esac\n'
+                  'done\n'
+                  'case "$*" in *--paginate*) echo "$EXISTING_COMMENT" ;; esac\n')
+    for tool in (shim, gh):
+        tool.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize("path", [PERFGUARD, MATRIX], ids=lambda p: p.name)
+@pytest.mark.parametrize("history", ["short", "too-long"])
+def test_comment_script_posts_the_verdict_first(tmp_path: Path, path: Path,
+                                                history: str) -> None:
+    """The comment job's own script as GitHub runs it: the body starts with the marker and
+    the verdict, then the history table when the whole stays under 60,000 characters; an
+    existing comment is updated in place."""
+    script = _comment_script(path, tmp_path)
+    report = tmp_path / "job" / "perfguard" / "report"
+    report.mkdir(parents=True)
+    name = "results.json" if path == PERFGUARD else "results-shard-1.json"
+    (report / name).write_text(sample_results().dumps())
+    table = "## perfguard history\n\n| test | metric |\n" + (
+        "| x | y |\n" * (10_000 if history == "too-long" else 3))
+    (report / "history.md").write_text(table)
+    posted, log = tmp_path / "posted.md", tmp_path / "gh.log"
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "GH_TOKEN": "t", "PR_NUMBER": "7",
+           "GITHUB_REPOSITORY": "o/r", "GITHUB_SERVER_URL": "https://github.com",
+           "GITHUB_RUN_ID": "42", "ARTIFACT": "perfguard-report", "EXISTING_COMMENT": "99",
+           "HISTORY": "perfguard/report/history.md", "GH_POSTED": str(posted),
+           "GH_LOG": str(log), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(["bash", "-e", str(script)], cwd=tmp_path / "job", env=env,
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = posted.read_text()
+    assert body.startswith("<!-- perfguard-history -->\n## perfguard: failed (1 regressed, "
+                           "2 errored)\n\n### Regressed (1)\n")
+    assert "The run and its full report (artifact perfguard-report): " \
+        "https://github.com/o/r/actions/runs/42" in body
+    assert len(body) < 60_000
+    if history == "short":
+        assert body.endswith("\n" + table)
+    else:
+        assert "## perfguard history" not in body
+        assert body.endswith("The history table is too long for a comment: see the job "
+                             "summary of the run.\n")
+    calls = log.read_text().splitlines()
+    assert calls[-1].startswith("api --method PATCH repos/o/r/issues/comments/99 ")

@@ -3,8 +3,8 @@
 A metric is named ``<mode>.<field>``: ``compiled.kernel_launches``, ``eager.bytes_moved``,
 ``compiled.peak_memory``, ``compiled.time_median``. Every plain number of a
 :class:`~pytest_perfguard.record.ModeRecord` is taken, read from the dataclass fields rather
-than from a list written here, so a metric added to the record later (``peak_memory``) is
-recorded without a change to this module or to the database schema. Timings become
+than from a list written here, so a metric added to the record later is recorded without a
+change to this module or to the database schema. Timings become
 ``time_median`` and ``time_iqr``; GPU utilisation ``bandwidth_utilisation`` and
 ``flop_utilisation``.
 
@@ -24,10 +24,6 @@ from ..record import Measurement, ModeRecord
 
 MODES = ("eager", "compiled")
 
-#: Metrics read even where the record does not declare them yet (``peak_memory`` is being
-#: added to ModeRecord); any declared numeric field is read anyway.
-_EXPECTED = ("peak_memory",)
-
 #: Field names (after the mode) measured with a clock or sampled from the device: they vary
 #: run to run, so a history of them is a trend, not a step function.
 _TIMING_FIELDS = frozenset({"time_median", "time_iqr", "bandwidth_utilisation",
@@ -39,12 +35,10 @@ def measurement_metrics(measurement: Measurement) -> dict[str, int | float]:
     metrics: dict[str, int | float] = {}
     for mode in MODES:
         record: ModeRecord = getattr(measurement, mode)
-        names = [spec.name for spec in fields(record)]
-        names += [name for name in _EXPECTED if name not in names]
-        for name in names:
-            number = getattr(record, name, None)
+        for spec in fields(record):
+            number = getattr(record, spec.name)
             if _is_number(number):
-                metrics[f"{mode}.{name}"] = number
+                metrics[f"{mode}.{spec.name}"] = number
         timing = record.time
         if timing is not None and timing.samples:
             metrics[f"{mode}.time_median"] = timing.median

@@ -32,6 +32,14 @@ DEFAULT_LAST = 50
 #: Commits the markdown summary shows beside the current run by default.
 DEFAULT_SUMMARY_COMMITS = 5
 
+#: The trend page stays bounded however many tests the history holds: it charts the first
+#: CHARTED_STEPPED tests with a step in the window (a deterministic metric that took a new
+#: value) and the first CHARTED_STEADY others, and lists at most LISTED_UNCHARTED of the
+#: rest by name (the others are counted).
+CHARTED_STEPPED = 50
+CHARTED_STEADY = 50
+LISTED_UNCHARTED = 500
+
 
 @dataclass(frozen=True)
 class ChartSpec:
@@ -217,10 +225,20 @@ class _TestView:
     missing: list[str]
 
 
+def _charted(tests: list[TestHistory]) -> tuple[list[TestHistory], list[TestHistory]]:
+    """The tests the page charts (those with a step first) and the rest, in report order."""
+    stepped = [t for t in tests if t.steps]
+    steady = [t for t in tests if not t.steps]
+    chosen = {id(t) for t in (*stepped[:CHARTED_STEPPED], *steady[:CHARTED_STEADY])}
+    return ([t for t in tests if id(t) in chosen], [t for t in tests if id(t) not in chosen])
+
+
 def render_history_html(view: HistoryView, *, title: str = "perfguard history") -> str:
-    """The trend page: per test, one chart per metric group over the report's runs."""
+    """The trend page: per test, one chart per metric group over the report's runs, for
+    the tests :func:`_charted` picks; the others are listed by name."""
+    charted, uncharted = _charted(view.tests)
     tests = []
-    for index, history in enumerate(view.tests):
+    for index, history in enumerate(charted):
         charts: list[tuple[str, Markup]] = []
         missing: list[str] = []
         for spec in CHARTS:
@@ -252,6 +270,11 @@ def render_history_html(view: HistoryView, *, title: str = "perfguard history") 
     return _template().render(
         title=title,
         tests=tests,
+        test_count=len(view.tests),
+        uncharted=[(t.key, t.environment_label, len(t.steps))
+                   for t in uncharted[:LISTED_UNCHARTED]],
+        uncharted_count=len(uncharted),
+        bounds=(CHARTED_STEPPED, CHARTED_STEADY),
         run_count=len(runs),
         first=runs[0].title if runs else "",
         last=runs[-1].title if runs else "",
@@ -287,7 +310,8 @@ def render_history_markdown(view: HistoryView, *,
     """A job-summary table per test: the last ``commits`` runs' values and the current one.
 
     Tests whose current values differ from the last recorded run come first and open;
-    the others are folded.
+    the others are folded. With a current run, a recorded test that is not in it (deselected
+    with ``-k``, skipped, removed) is only counted: it did not run, so it is not "unchanged".
     """
     first = max(0, len(view.columns) - (commits + (1 if view.has_current else 0)))
     shown = list(range(first, len(view.columns)))
@@ -302,9 +326,12 @@ def render_history_markdown(view: HistoryView, *,
     lines += [f"{what} last {len(shown) - (1 if view.has_current else 0)} recorded run(s)"
               + (f" on {_md_code(view.branch)}" if view.branch else "")
               + ". Bold: a value that differs from the run before it.", ""]
-    changed = [t for t in view.tests if t.has_current_change()] if view.has_current else \
-        [t for t in view.tests if any(s.index in shown for s in t.steps)]
-    steady = [t for t in view.tests if t not in changed]
+    ran = [t for t in view.tests if t.statuses[-1]] if view.has_current else view.tests
+    changed = [t for t in ran if t.has_current_change()] if view.has_current else \
+        [t for t in ran if any(s.index in shown for s in t.steps)]
+    changed_ids = {id(t) for t in changed}  # by identity: == compares every value
+    steady = [t for t in ran if id(t) not in changed_ids]
+    absent = len(view.tests) - len(ran)
     several = len({t.environment_key for t in view.tests}) > 1
 
     def table(histories: list[TestHistory]) -> list[str]:
@@ -339,6 +366,9 @@ def render_history_markdown(view: HistoryView, *,
         lines += ["<details>",
                   f"<summary>{len(steady)} test(s) unchanged</summary>", ""]
         lines += table(steady) + ["", "</details>", ""]
+    if absent:
+        lines += [f"{absent} recorded test(s) did not run here (deselected, skipped or "
+                  "removed): not compared.", ""]
     if not view.tests:
         lines += ["No measurements.", ""]
     return "\n".join(lines)

@@ -21,6 +21,8 @@ from .export import export
 _EXPORTS = {
     "render_html": ("html", "render_html"),
     "SUMMARY_MAX_BYTES": ("markdown", "SUMMARY_MAX_BYTES"),
+    "COMMENT_MAX_CHARS": ("markdown", "COMMENT_MAX_CHARS"),
+    "render_markdown_comment": ("markdown", "render_markdown_comment"),
     "render_markdown": ("markdown", "render_markdown"),
     "render_markdown_summary": ("markdown", "render_markdown_summary"),
     "merge_results": ("merge", "merge_results"),
@@ -42,6 +44,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "COMMENT_MAX_CHARS",
     "EXPORT_FORMATS",
     "SUMMARY_MAX_BYTES",
     "ReportView",
@@ -52,6 +55,7 @@ __all__ = [
     "merge_results",
     "render_html",
     "render_markdown",
+    "render_markdown_comment",
     "render_markdown_summary",
     "render_terminal",
 ]

@@ -27,6 +27,13 @@ from .model import SUMMARY_COLUMNS, DeviceRoof, Table, TestView, build_view
 #: How many tests a bar chart shows at most (regressed first, then the largest values).
 CHART_ROWS = 40
 
+#: The page stays bounded however many tests a run has: every changed or errored test is
+#: shown in full, but unchanged tests get detail blocks only while a run has at most
+#: UNCHANGED_DETAILS of them; beyond that each is one row of the summary table, for the
+#: first UNCHANGED_ROWS of them, and the rest are only counted (results.json has them all).
+UNCHANGED_DETAILS = 50
+UNCHANGED_ROWS = 500
+
 #: The status filter; its sha256 goes into the page's Content-Security-Policy.
 FILTER_SCRIPT = """
 (function () {
@@ -63,20 +70,42 @@ def render_html(
     test's section. Links with a URL scheme other than http(s) are dropped.
     """
     trace_links = trace_links or {}
-    view = build_view(results)
+    unchanged = sum(1 for entry in results.entries if entry.verdict.status == "unchanged")
+    unchanged_details = unchanged <= UNCHANGED_DETAILS
+    view = build_view(results, unchanged_details=unchanged_details)
+    detailed = [t for t in view.tests if unchanged_details or t.status != "unchanged"]
+    listed_unchanged = {id(t) for t in view.with_status("unchanged")[:UNCHANGED_ROWS]}
+    rows = [t for t in view.tests if t.status != "unchanged" or id(t) in listed_unchanged]
     links = {test.key: [(label, href) for label, raw in trace_links.get(test.key, {}).items()
                         if (href := _safe_href(raw)) is not None]
-             for test in view.tests}
+             for test in detailed}
     script_hash = base64.b64encode(hashlib.sha256(FILTER_SCRIPT.encode()).digest()).decode()
     return _template().render(
         view=view,
+        rows=rows,
+        detailed=detailed,
+        detail_anchors={t.anchor for t in detailed},
+        unchanged_note=_unchanged_note(unchanged, unchanged_details),
         links=links,
         summary_columns=SUMMARY_COLUMNS,
-        charts=_charts(view.tests),
+        charts=_charts(view.tests, detailed),
         roofline_missing=_roofline_missing(view.tests),
         script=Markup(FILTER_SCRIPT),
         script_hash=script_hash,
     )
+
+
+def _unchanged_note(unchanged: int, details: bool) -> str:
+    """What the page leaves out of the unchanged tests, if anything."""
+    if details:
+        return ""
+    listed = min(unchanged, UNCHANGED_ROWS)
+    note = (f"{unchanged:,} unchanged tests: more than {UNCHANGED_DETAILS}, so they are shown "
+            f"without detail blocks")
+    if listed < unchanged:
+        note += (f", and only the first {listed:,} are listed; the other "
+                 f"{unchanged - listed:,} are counted here and are in results.json")
+    return note + "."
 
 
 def jinja_environment(package: str) -> jinja2.Environment:
@@ -157,7 +186,9 @@ def _chart_rows(tests: list[TestView], metric: str) -> tuple[list[TestView], str
             f"showing {CHART_ROWS} of {len(tests)} tests: regressed first, then largest")
 
 
-def _charts(tests: list[TestView]) -> dict[str, Markup]:
+def _charts(tests: list[TestView], detailed: list[TestView]) -> dict[str, Markup]:
+    """The charts: bar charts over ``tests`` (capped at CHART_ROWS), changes and the
+    roofline over the ``detailed`` tests only (those the page shows in full)."""
     charts: dict[str, Markup] = {}
     if not tests:
         return charts
@@ -184,7 +215,7 @@ def _charts(tests: list[TestView]) -> dict[str, Markup]:
             direction=c.direction,
             text=c.values,
         )
-        for t in tests
+        for t in detailed
         for c in t.changes
     ]
     if change_rows:
@@ -198,9 +229,9 @@ def _charts(tests: list[TestView]) -> dict[str, Markup]:
 
     points = [_svg.RoofPoint(one_line(t.short_label), one_line(t.label), p.mode, p.intensity,
                              p.flops_per_second)
-              for t in tests for p in t.roof_points]
+              for t in detailed for p in t.roof_points]
     roofs: dict[tuple[float, float], DeviceRoof] = {}
-    for t in tests:
+    for t in detailed:
         for roof in t.roofs:
             roofs.setdefault((roof.peak_bytes_per_second, roof.peak_flops_per_second), roof)
     if points:

@@ -1,4 +1,5 @@
-"""The GitHub-flavoured markdown report (report.md, PR comment) and the bounded job summary.
+"""The GitHub-flavoured markdown report (report.md), the bounded job summary and the
+bounded pull-request comment.
 
 Every piece of user-controlled text (test ids, parametrize ids, kernel names, graph-break
 reasons, file paths, ops, shapes, error messages) goes through :func:`md_escape` in
@@ -11,6 +12,7 @@ table cell nor inject markup, an image or an ``@mention``.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from ..results import RunResults
 from ._format import MISSING, html_inline, md_escape, printable, truncate
@@ -97,25 +99,131 @@ def render_markdown_summary(
                      f"{where}.")
         return "\n".join(lines) + "\n"
 
+    return _fit(head, sections, tail, max_bytes, _size)
+
+
+#: A titled section of a bounded text: its title, the noun its blocks are counted with
+#: ("regressed test"), and its blocks (each a whole test, ending in a blank line).
+_Section = tuple[str, str, list[str]]
+
+
+def _fit(head: str, sections: list[_Section], tail: Callable[[list[str]], str], limit: int,
+         size: Callable[[str], int]) -> str:
+    """``head``, as many blocks of ``sections`` as fit in ``limit`` (measured by ``size``)
+    in order, and ``tail`` given what was left out ("3 more regressed tests")."""
     # Room for the tail with every test left out: a bound on any real tail's size.
-    budget = max_bytes - _size(head) - _size(tail([_left_out(len(blocks), noun, True)
-                                                   for _, noun, blocks in sections]))
+    budget = limit - size(head) - size(tail([_left_out(len(blocks), noun, True)
+                                             for _, noun, blocks in sections]))
     body: list[str] = []
     left_out: list[str] = []
     for title, noun, blocks in sections:
         shown = 0
         for block in blocks:
-            size = _size(block) + (_size(title) + 2 if shown == 0 else 0)
-            if left_out or size > budget:
+            needed = size(block) + (size(title) + 2 if shown == 0 else 0)
+            if left_out or needed > budget:
                 break
             if shown == 0:
                 body.append(title + "\n\n")
             body.append(block)
-            budget -= size
+            budget -= needed
             shown += 1
         if shown < len(blocks):
             left_out.append(_left_out(len(blocks) - shown, noun, shown > 0))
     return head + "".join(body) + tail(left_out)
+
+
+#: GitHub refuses a pull-request comment over 65,536 characters. The verdict comment stays
+#: under this, leaving room for the workflow's marker line, a link to the run and (when it
+#: fits) the history table.
+COMMENT_MAX_CHARS = 50_000
+
+#: Likely causes shown per regressed test in the comment (the full report has them all).
+COMMENT_HINTS = 3
+
+#: How an improvement is accepted into the baseline, as the comment says it.
+ACCEPT = ("run `pytest --perfguard --perfguard-update` locally, or `perfguard update` on this "
+          "run's results.json (in its artifact), and commit the baseline")
+
+
+def render_markdown_comment(
+    results: RunResults, *, max_chars: int = COMMENT_MAX_CHARS, full_report: str = FULL_REPORT
+) -> str:
+    """A pull-request comment that says the gate's verdict first: failed or passed, then
+    each regressed test with its cause (the metric, baseline → current, the first likely
+    causes), errored tests and other failing verdicts, then improvements awaiting acceptance
+    with the command that accepts them, then the counts of the tests that ran.
+
+    Always at most ``max_chars`` characters (GitHub limits comments by characters): tests
+    that do not fit are counted in a closing "... and N more" line pointing to
+    ``full_report``. Only tests in ``results`` are counted: a test deselected with ``-k``
+    did not run and is neither unchanged nor anything else.
+    """
+    if max_chars < 4096:
+        raise ValueError(f"max_chars must be at least 4096 to hold a comment, not {max_chars}")
+    view = build_view(results, details=False)
+    if not view.tests and not view.errors:
+        return "## perfguard: no measurements\n\nNo test measured anything in this run.\n"
+    regressed = view.with_status("regressed")
+    improved = view.with_status("improved")
+    other_failing = [t for t in view.tests if t.fails and t.status != "regressed"]
+    failing = bool(view.errors or regressed or other_failing)
+    reasons = [f"{len(regressed)} regressed"] if regressed else []
+    if view.errors:
+        reasons.append(f"{len(view.errors)} errored")
+    if other_failing:
+        reasons.append(f"{len(other_failing)} other failing")
+    if failing:
+        head = f"## perfguard: failed ({', '.join(reasons)})\n\n"
+    elif improved:
+        head = f"## perfguard: passed, {len(improved)} improved awaiting acceptance\n\n"
+    else:
+        head = "## perfguard: passed\n\n"
+    sections: list[_Section] = [
+        (f"### Regressed ({len(regressed)})", "regressed test",
+         [_comment_regression(test) for test in regressed]),
+        (f"### Errored ({len(view.errors)})", "errored test",
+         [f"- {_code(truncate(e.test_id, 300))} {md_escape(e.phase)}: "
+          f"{md_escape(truncate(e.summary, 300))}\n\n" for e in view.errors]),
+        (f"### Also failing ({len(other_failing)})", "failing test",
+         [f"- {_code(truncate(t.label, 300))}: {md_escape(t.status)}"
+          f"{': ' + md_escape(truncate(t.note, 300)) if t.note else ''}"
+          f"{' (no baseline, and the rules require one)' if t.status != 'improved' else ''}"
+          f"\n\n" for t in other_failing]),
+        (f"### Improved, awaiting acceptance ({len(improved)})", "improved test",
+         [f"- {_code(truncate(t.label, 300))}: "
+          f"{md_escape('; '.join(c.text for c in t.changes if c.direction == 'improved'))}"
+          f"\n\n" for t in improved]),
+    ]
+    counts = md_escape(view.headline)
+    where = md_escape(truncate(full_report, 400))
+
+    def tail(left_out: list[str]) -> str:
+        lines = []
+        if left_out:
+            lines += [f"... and {' and '.join(left_out)} in the artifact: the comment is "
+                      f"limited to {max_chars:,} characters.", ""]
+        if improved:
+            lines += [f"To accept the improvements: {ACCEPT}.", ""]
+        lines += [f"**Counts** (the {len(view.tests) + len(view.errors):,} tests that ran): "
+                  f"{counts}.", "",
+                  f"Every test with its kernels, peak memory, graph breaks and charts: "
+                  f"{where}."]
+        return "\n".join(lines) + "\n"
+
+    return _fit(head, sections, tail, max_chars, len)
+
+
+def _comment_regression(test: TestView) -> str:
+    """A regressed test in the comment: each regressed metric, baseline → current, and the
+    first COMMENT_HINTS likely causes."""
+    hints = [hint for change in test.changes for hint in change.hints]
+    lines = [f"- {_code(truncate(test.label, 300))}"]
+    lines += [f"  - {md_escape(truncate(change.text, 300))}" for change in test.regressions]
+    lines += [f"  - likely cause: {md_escape(truncate(hint, 300))}"
+              for hint in hints[:COMMENT_HINTS]]
+    if len(hints) > COMMENT_HINTS:
+        lines.append(f"  - ... and {len(hints) - COMMENT_HINTS} more in the full report")
+    return "\n".join(lines) + "\n\n"
 
 
 def _left_out(n: int, noun: str, more: bool) -> str:

@@ -153,6 +153,9 @@ class TestView:
     #: A stable HTML id.
     anchor: str
     status: str
+    #: Whether the verdict fails the test by its rules (a regression, or with
+    #: ``require_baseline`` no baseline; with ``strict`` an improvement too).
+    fails: bool
     note: str
     environment: str
     environment_key: str
@@ -297,12 +300,14 @@ def arrow(eager: str, compiled: str) -> str:
 # --- building ----------------------------------------------------------------------------
 
 
-def build_view(results: RunResults, *, details: bool = True) -> ReportView:
+def build_view(results: RunResults, *, details: bool = True,
+               unchanged_details: bool = True) -> ReportView:
     """The view of ``results``: pure, and the same for the same results.
 
     Without ``details`` the per-test tables (metrics, kernels, allocations, GPU) are left
     empty: the terminal summary does not show them, and for a thousand tests they are
-    most of the work.
+    most of the work. Without ``unchanged_details`` they are left empty for unchanged tests
+    only (the HTML report of a large run shows those as one row each).
     """
     entries = results.sorted_entries()
     # Environment.key() hashes the whole environment: once per entry, not per use.
@@ -322,7 +327,8 @@ def build_view(results: RunResults, *, details: bool = True) -> ReportView:
         notes=[_shared_note(envs[key].label() if several else "", reasons)
                for key, reasons in shared.items() if reasons],
         errors=[_error_view(error) for error in results.errors],
-        tests=[_test_view(entry, key, several, shared[key], details)
+        tests=[_test_view(entry, key, several, shared[key],
+                          details and (unchanged_details or entry.verdict.status != "unchanged"))
                for entry, key in zip(entries, env_keys, strict=True)],
     )
 
@@ -427,6 +433,7 @@ def _test_view(entry: ResultEntry, env_key: str, several: bool, shared: _Reasons
         short_label=f"{short} ({env.device})" if several else short,
         anchor=anchor("test", m.key, env_key),
         status=verdict.status,
+        fails=verdict.fails,
         note=verdict.note,
         environment=env.label(),
         environment_key=env_key,
