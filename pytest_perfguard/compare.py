@@ -2,9 +2,9 @@
 
 :func:`judge` is the one place a verdict is made; the plugin and ``perfguard compare`` /
 ``perfguard update`` all call it, and the verdict carries the :class:`Rules` that made it,
-so a later reader of results.json reaches the same verdict. Each gated metric is one
-:class:`Check` object in :data:`CHECKS`; presentation (how a change reads) lives in
-``reporting``.
+so a later reader of results.json reaches the same verdict. Each gated metric of the
+catalogue (:mod:`.metrics`: name, reader, rule) becomes one :class:`Check` in :data:`CHECKS`;
+presentation (how a change reads) lives in ``reporting``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .hints import likely_causes
+from .metrics import GATED, Metric
 from .nearest import nearest
 from .record import Measurement
 from .settings import Rules
@@ -191,48 +192,38 @@ class TimeCheck(Check):
         return Change(self.metric, base_t.median, cur_t.median, "improved", [])
 
 
-def _utilisation(mode: str, attribute: str) -> Callable[[Measurement], float | None]:
-    def read(m: Measurement) -> float | None:
-        util = getattr(m, mode).utilisation
-        return None if util is None else getattr(util, attribute)
-    return read
+#: The likely causes each gated field's regression carries (see :mod:`.hints`).
+_HINTS: dict[str, HintKind] = {"kernel_launches": "fusion", "bytes_moved": "fusion",
+                               "graph_breaks": "breaks", "recompiles": "recompiles",
+                               "peak_memory": "memory"}
 
 
-def _nvml(mode: str) -> Callable[[Measurement], float | None]:
-    def read(m: Measurement) -> float | None:
-        nvml = getattr(m, mode).nvml
-        return None if nvml is None else nvml.gpu_util_percent
-    return read
+def _check(metric: Metric) -> Check:
+    """The check of one gated metric of the catalogue, by the rule the catalogue names."""
+    name, hints = metric.verdict_name, _HINTS.get(metric.field, "none")
+    gate = metric.gate
+    if gate == "exact":
+        return ExactCheck(name, metric.read, hints)
+    if gate == "time":
+        return TimeCheck(name, metric.read, mode=metric.mode)
+    if gate == "nvml":
+        return RelativeCheck(name, metric.read, hints, enabled=lambda r: r.nvml,
+                             tolerance=lambda r: r.utilisation_tolerance,
+                             higher_is_worse=metric.better == "lower")
+    tolerance_field = str(gate)
+    return RelativeCheck(name, metric.read, hints,
+                         tolerance=lambda r: float(getattr(r, tolerance_field)),
+                         higher_is_worse=metric.better == "lower")
 
 
 def _checks() -> tuple[Check, ...]:
-    """The gated metrics. Verdicts follow what users run: the compiled program's metrics,
-    graph breaks and recompiles. Eager metrics and the eager/compiled ratios (fusion_ratio,
-    memory_ratio, speedup) are context in reports, never a verdict: an eager-only change
-    (an upcast, a ``.clone()`` inductor removes) moves them while the compiled program is the
-    same, and a 1e-9 relative wobble of a ratio is no regression."""
-    checks: list[Check] = [
-        # Fusion: deterministic counts are compared exactly.
-        ExactCheck("compiled kernel_launches", lambda m: m.compiled.kernel_launches, "fusion"),
-        ExactCheck("graph_breaks", lambda m: m.compiled.graph_breaks, "breaks"),
-        ExactCheck("recompiles", lambda m: m.compiled.recompiles, "recompiles"),
-        RelativeCheck("compiled bytes_moved", lambda m: m.compiled.bytes_moved, "fusion",
-                      tolerance=lambda r: r.bytes_tolerance),
-        # Capacity: the other half of the memory wall.
-        RelativeCheck("compiled peak_memory", lambda m: m.compiled.peak_memory, "memory",
-                      tolerance=lambda r: r.memory_tolerance),
-        # Utilisation (GPU): a drop beyond tolerance is a regression.
-        RelativeCheck("compiled bandwidth_utilisation",
-                      _utilisation("compiled", "bandwidth_utilisation"),
-                      tolerance=lambda r: r.utilisation_tolerance, higher_is_worse=False),
-        RelativeCheck("compiled flop_utilisation", _utilisation("compiled", "flop_utilisation"),
-                      tolerance=lambda r: r.utilisation_tolerance, higher_is_worse=False),
-        RelativeCheck("compiled nvml_gpu_util_percent", _nvml("compiled"),
-                      enabled=lambda r: r.nvml, tolerance=lambda r: r.utilisation_tolerance,
-                      higher_is_worse=False),
-        TimeCheck("compiled time_median_s", lambda m: None, mode="compiled"),
-    ]
-    return tuple(checks)
+    """The gated metrics of the catalogue (:data:`.metrics.GATED`). Verdicts follow what users
+    run: the compiled program's metrics, graph breaks and recompiles. Eager metrics and the
+    eager/compiled ratios (fusion_ratio, memory_ratio, speedup) are context in reports, never a
+    verdict: an eager-only change (an upcast, a ``.clone()`` inductor removes) moves them
+    while the compiled program is the same, and a 1e-9 relative wobble of a ratio is no
+    regression."""
+    return tuple(_check(metric) for metric in GATED)
 
 
 #: Every gated metric, in the order a failure lists them.

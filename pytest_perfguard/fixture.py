@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from .metrics import BY_NAME, MODES
 from .record import Measurement
 from .settings import ProfileOptions, Rules, SettingError, profile_options, split_marker
 
@@ -112,15 +113,16 @@ def trace_folder_name(test_id: str, name: str) -> str:
     return f"{readable or 'test'}-{digest}"
 
 
+#: The catalogue metrics each measurement adds to junit XML as ``perfguard.<name>``.
+JUNIT_METRICS = tuple(f"{mode}.{name}" for mode in MODES
+                      for name in ("kernel_launches", "bytes_moved", "flops", "peak_memory")
+                      ) + ("compiled.graph_breaks", "compiled.recompiles", "fusion_ratio")
+
+
 def _record_junit_properties(item: pytest.Item, m: Measurement) -> None:
     prefix = "perfguard" if m.name == "default" else f"perfguard.{m.name}"
-    for mode in ("eager", "compiled"):
-        record = getattr(m, mode)
-        for metric in ("kernel_launches", "bytes_moved", "flops", "peak_memory"):
-            item.user_properties.append((f"{prefix}.{mode}.{metric}", getattr(record, metric)))
-    item.user_properties.append((f"{prefix}.compiled.graph_breaks", m.compiled.graph_breaks))
-    item.user_properties.append((f"{prefix}.compiled.recompiles", m.compiled.recompiles))
-    item.user_properties.append((f"{prefix}.fusion_ratio", m.fusion_ratio))
+    for name in JUNIT_METRICS:
+        item.user_properties.append((f"{prefix}.{name}", BY_NAME[name].read(m)))
 
 
 @pytest.fixture

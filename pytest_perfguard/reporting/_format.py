@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from collections.abc import Callable
 from functools import lru_cache
+
+from ..metrics import lookup
 
 #: Placeholder for a metric that was not measured (the reason is shown where there is room).
 MISSING = "n/a"
@@ -94,30 +97,21 @@ def intensity(value: float | None) -> str:
     return f"{value:,.0f} FLOP/B" if value >= 1000 else f"{value:.3g} FLOP/B"
 
 
-#: Change metrics (the name after any "eager "/"compiled " prefix) measured in bytes.
-BYTE_METRICS = frozenset({"bytes_moved", "peak_memory", "memory_used_bytes"})
-
-
 def metric_value(metric: str, value: float | None) -> str:
-    """A value of a :class:`~pytest_perfguard.compare.Change` metric in that metric's unit.
-
-    ``metric`` is a change's metric name such as ``"compiled peak_memory"`` or
-    ``"memory_ratio"``; the unit follows from the name after the mode.
-    """
+    """A value of a :class:`~pytest_perfguard.compare.Change` metric in that metric's unit,
+    as the catalogue (:mod:`..metrics`) gives it; ``metric`` in any spelling perfguard
+    prints (``"compiled peak_memory"``, ``"memory_ratio"``)."""
     if value is None:
         return MISSING
-    name = metric.rsplit(" ", 1)[-1]
-    if name in BYTE_METRICS or "bytes" in name:
-        return human_bytes(value)
-    if "utilisation" in name:
-        return percent(value)
-    if "percent" in name:
-        return f"{value:.1f}%"
-    if "time" in name:
-        return human_seconds(value)
-    if name.endswith("ratio") or name == "speedup":
-        return ratio(value)
-    return count(value)
+    metric_info = lookup(metric)
+    unit = metric_info.unit if metric_info is not None else "count"
+    return _BY_UNIT[unit](value)
+
+
+_BY_UNIT: dict[str, Callable[[float], str]] = {
+    "count": count, "bytes": human_bytes, "flops": human_flops, "seconds": human_seconds,
+    "ratio": ratio, "fraction": percent, "percent": lambda value: f"{value:.1f}%",
+}
 
 
 def anchor(kind: str, *identity: str) -> str:

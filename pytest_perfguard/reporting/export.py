@@ -35,6 +35,7 @@ import statistics
 from collections import Counter
 from typing import Any
 
+from ..metrics import CATALOGUE, Metric
 from ..record import Measurement, Timing
 from ..results import RunResults
 from ._format import count, ratio
@@ -74,70 +75,61 @@ def _benchmark_names(results: RunResults) -> list[tuple[str, Measurement]]:
     return named
 
 
+#: github-action-benchmark's unit and tooltip text per exported field.
+_BENCHMARK_UNITS = {"kernel_launches": "launches", "bytes_moved": "bytes",
+                    "peak_memory": "bytes", "graph_breaks": "graph breaks", "time_median": "s"}
+
+
+def _extra(field: str, m: Measurement) -> str:
+    compiled, eager = m.compiled, m.eager
+    if field == "kernel_launches":
+        return (f"eager {count(eager.kernel_launches)} launches; "
+                f"fusion ratio {ratio(m.fusion_ratio)}")
+    if field == "bytes_moved":
+        return f"eager {count(eager.bytes_moved)} bytes; traffic ratio {ratio(m.traffic_ratio)}"
+    if field == "peak_memory":
+        return f"eager {count(eager.peak_memory)} bytes; memory ratio {ratio(m.memory_ratio)}"
+    if field == "graph_breaks":
+        return f"{count(compiled.graphs)} graphs; {count(compiled.recompiles)} recompiles"
+    timing = compiled.time
+    assert timing is not None
+    return (f"median of {len(timing.samples)} samples ({timing.clock}), "
+            f"IQR {timing.iqr:.3g} s")
+
+
+def _exported(m: Measurement, service: str) -> list[tuple[Metric, float]]:
+    """The catalogue's metrics ``service`` ("benchmark" or "bencher") takes, with values; a
+    noisy median time is left out."""
+    found = []
+    for metric in CATALOGUE:
+        value = metric.read(m) if getattr(metric, service) else None
+        if value is None:
+            continue
+        if metric.field == "time_median" and (m.compiled.time is None or m.compiled.time.noisy):
+            continue
+        found.append((metric, value))
+    return found
+
+
 def _github_action_benchmark(results: RunResults) -> list[dict[str, Any]]:
     benches: list[dict[str, Any]] = []
     for name, m in _benchmark_names(results):
         env = m.environment.label()
-        compiled, eager = m.compiled, m.eager
-        if compiled.kernel_launches is not None:
-            benches.append({
-                "name": f"{name} - compiled kernel launches",
-                "unit": "launches",
-                "value": compiled.kernel_launches,
-                "extra": f"eager {count(eager.kernel_launches)} launches; "
-                         f"fusion ratio {ratio(m.fusion_ratio)}\n{env}",
-            })
-        if compiled.bytes_moved is not None:
-            benches.append({
-                "name": f"{name} - compiled bytes moved",
-                "unit": "bytes",
-                "value": compiled.bytes_moved,
-                "extra": f"eager {count(eager.bytes_moved)} bytes; "
-                         f"traffic ratio {ratio(m.traffic_ratio)}\n{env}",
-            })
-        if compiled.peak_memory is not None:
-            benches.append({
-                "name": f"{name} - compiled peak memory",
-                "unit": "bytes",
-                "value": compiled.peak_memory,
-                "extra": f"eager {count(eager.peak_memory)} bytes; "
-                         f"memory ratio {ratio(m.memory_ratio)}\n{env}",
-            })
-        if compiled.graph_breaks is not None:
-            benches.append({
-                "name": f"{name} - graph breaks",
-                "unit": "graph breaks",
-                "value": compiled.graph_breaks,
-                "extra": f"{count(compiled.graphs)} graphs; "
-                         f"{count(compiled.recompiles)} recompiles\n{env}",
-            })
-        if compiled.time is not None and not compiled.time.noisy:
-            timing = compiled.time
-            benches.append({
-                "name": f"{name} - compiled median time",
-                "unit": "s",
-                "value": timing.median,
-                "extra": f"median of {len(timing.samples)} samples ({timing.clock}), "
-                         f"IQR {timing.iqr:.3g} s\n{env}",
-            })
+        for metric, value in _exported(m, "benchmark"):
+            benches.append({"name": f"{name} - {metric.benchmark}",
+                            "unit": _BENCHMARK_UNITS[metric.field], "value": value,
+                            "extra": f"{_extra(metric.field, m)}\n{env}"})
     return benches
 
 
 def _bencher(results: RunResults) -> dict[str, dict[str, dict[str, float]]]:
     report: dict[str, dict[str, dict[str, float]]] = {}
     for name, m in _benchmark_names(results):
-        compiled = m.compiled
         measures: dict[str, dict[str, float]] = {}
-        if compiled.kernel_launches is not None:
-            measures["compiled-kernel-launches"] = {"value": compiled.kernel_launches}
-        if compiled.bytes_moved is not None:
-            measures["compiled-bytes-moved"] = {"value": compiled.bytes_moved}
-        if compiled.peak_memory is not None:
-            measures["compiled-peak-memory"] = {"value": compiled.peak_memory}
-        if compiled.graph_breaks is not None:
-            measures["graph-breaks"] = {"value": compiled.graph_breaks}
-        if compiled.time is not None and not compiled.time.noisy:
-            measures["latency"] = _latency_ns(compiled.time)
+        for metric, value in _exported(m, "bencher"):
+            measures[metric.bencher] = (_latency_ns(m.compiled.time)
+                                        if metric.bencher == "latency" and m.compiled.time
+                                        else {"value": value})
         if measures:
             report[name] = measures
     return report
