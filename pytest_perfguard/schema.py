@@ -153,9 +153,11 @@ def adapter(cls: Any) -> TypeAdapter[Any]:
     "not fully defined" for the rest of the process.
     """
     module = sys.modules.get(getattr(cls, "__module__", __name__))
+    # Not ``sys.modules[__name__]``: pytester's in-process runs take modules imported
+    # during the run out of sys.modules again, while this module lives on.
     built = TypeAdapter(cls)
     built.rebuild(force=True, raise_errors=True,
-                  _types_namespace={**globals(), **vars(module or sys.modules[__name__])})
+                  _types_namespace={**globals(), **(vars(module) if module else {})})
     return built
 
 

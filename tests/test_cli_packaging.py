@@ -135,8 +135,8 @@ def test_report_needs_an_output(tmp_path: Path) -> None:
     shards = _shards(tmp_path, gpu_run())
     done = perfguard("report", *shards)
     assert done.returncode == 2
-    assert done.stderr.strip() == ("perfguard: error: report: give --html FILE, --markdown FILE "
-                                   "and/or --summary FILE")
+    assert done.stderr.strip() == ("perfguard: error: report: give --html FILE, --markdown FILE, "
+                                   "--summary FILE and/or --comment FILE")
 
 
 def test_report_summary_into_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
