@@ -12,7 +12,7 @@ import pytest
 
 
 @pytest.hookspec
-def pytest_perfguard_environment(config: pytest.Config) -> dict[str, str] | None:  # type: ignore[empty-body]
+def pytest_perfguard_environment(config: pytest.Config) -> dict[str, str] | None:
     """Extra facts about this machine that measurements depend on (e.g. a driver version).
 
     Return a dict of short strings; every implementation's dict is merged into each
@@ -32,7 +32,7 @@ def pytest_perfguard_update_json(config: pytest.Config, results: dict[str, Any])
 
 
 @pytest.hookspec
-def pytest_perfguard_libraries(config: pytest.Config) -> list[str] | None:  # type: ignore[empty-body]
+def pytest_perfguard_libraries(config: pytest.Config) -> list[str] | None:
     """Distributions whose installed versions shape this project's graphs (e.g.
     ``["diffusers", "timm"]``).
 

@@ -211,7 +211,7 @@ class PerfguardPlugin:
             report.outcome = "failed"
             report.longrepr = "\n\n".join(failure_message(e) for e in failing)
             if any(e.verdict.status == "regressed" for e in failing):
-                report.perfguard = "regressed"  # type: ignore[attr-defined]
+                report.perfguard = "regressed"
 
     def _results_of(self, payload: list[dict[str, Any]], source: str) -> RunResults:
         return RunResults.from_dict({"schema": RESULTS_SCHEMA, "rules": self.session.rules.to_dict(),

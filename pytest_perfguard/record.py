@@ -350,7 +350,7 @@ class Environment:
         if self.fingerprint < 2:
             data = {k: data[k] for k in _FINGERPRINT_V1_FIELDS}
         else:
-            defaults = {f.name: (f.default_factory() if f.default_factory is not MISSING  # type: ignore[misc]
+            defaults = {f.name: (f.default_factory() if f.default_factory is not MISSING
                                  else f.default) for f in fields(self)}
             data = {k: v for k, v in data.items()
                     if k not in self.NOT_KEYED and not (k in defaults and v == defaults[k])}

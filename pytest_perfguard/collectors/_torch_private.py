@@ -225,7 +225,7 @@ def _cache_key_salt(base: type) -> Any:
     """The one instance of a no-op ``CustomGraphPass`` (``base``) whose uuid is
     :data:`CACHE_KEY_SALT`."""
 
-    class _CacheKeySalt(base):  # type: ignore[misc, valid-type]
+    class _CacheKeySalt(base):  # type: ignore[misc, valid-type, unused-ignore]
         """Does nothing to the graph; its uuid sets perfguard's cache entries apart."""
 
         def __call__(self, graph: Any) -> None:
@@ -811,11 +811,11 @@ def capture_output_code(codes: list[str]) -> Iterator[None]:
         yield
         return
     previous = GraphLowering.save_output_code
-    GraphLowering.save_output_code = staticmethod(codes.append)  # type: ignore[assignment]
+    GraphLowering.save_output_code = staticmethod(codes.append)  # type: ignore[assignment, unused-ignore]
     try:
         yield
     finally:
-        GraphLowering.save_output_code = previous  # type: ignore[method-assign]
+        GraphLowering.save_output_code = previous  # type: ignore[method-assign, unused-ignore]
 
 
 def graph_break_counter_reasons() -> dict[str, int]:
