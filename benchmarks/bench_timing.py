@@ -104,10 +104,10 @@ def main() -> None:
     if args.burst:
         with_burst()
     rows = []
-    for gate_time in (False, True):
-        result = measure(model, (x,), {}, ProfileOptions(repeats=20), test_id="bench",
-                         gate_time=gate_time)
-        rows.append(("gated" if gate_time else "ungated", result))
+    for full in (False, True):
+        result = measure(model, (x,), {}, ProfileOptions(repeats=20, full_timing=full),
+                         test_id="bench")
+        rows.append(("full" if full else "budget", result))
     (eager_plain, compiled_plain), stalls = plain_medians(model, x)
     print(f"plain: eager {eager_plain * 1e3:.3f} ms, compiled {compiled_plain * 1e3:.3f} ms "
           f"({stalls} of 400 calls stalled)")

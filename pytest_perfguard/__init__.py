@@ -1,6 +1,6 @@
 """pytest-perfguard: fail CI when torch.compile fusion gets worse.
 
-The public API: the ``perfguard`` fixture (``pytest_perfguard.plugin``), the record types a
+The public API: the ``perfguard`` fixture (``pytest_perfguard.fixture``), the record types a
 measurement returns (``pytest_perfguard.record``), ``Inputs`` for several input sets, and the
 ``perfguard`` command (``pytest_perfguard.cli``). Importing this package imports no torch.
 """

@@ -73,6 +73,8 @@ class Profiler:
                                      f"perfguard() in {nodeid}")
         except SettingError as exc:
             raise pytest.fail.Exception(f"perfguard: {exc}", pytrace=False) from None
+        if chosen.full_timing is None:  # a gated wall time needs its full sample
+            chosen = dataclasses.replace(chosen, full_timing=self._rules.time)
         if kwargs is not None and not isinstance(kwargs, dict):
             pytest.fail(f"perfguard: perfguard() in {nodeid}: kwargs must be a dict of the "
                         f"model's keyword inputs, got {type(kwargs).__name__}", pytrace=False)
@@ -86,7 +88,7 @@ class Profiler:
             trace_dir = settings.traces_dir / trace_folder_name(nodeid, chosen.name)
         measurement = measure(
             model, args, dict(kwargs or {}), chosen, test_id=nodeid,
-            profile=settings.profile, trace_dir=trace_dir, gate_time=self._rules.time,
+            profile=settings.profile, trace_dir=trace_dir,
         )
         if settings.profile:
             if settings.environment_extra:

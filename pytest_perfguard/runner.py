@@ -266,14 +266,13 @@ def measure(
     test_id: str,
     profile: bool = True,
     trace_dir: Path | None = None,
-    gate_time: bool = False,
 ) -> Measurement:
     """Measure ``model(*args, **kwargs)`` (or each of ``options.inputs``) eager and compiled.
 
     With ``profile=False`` (pytest without ``--perfguard``) the model runs once per mode and
     input set, and only numerics, graphs and graph breaks are recorded.
-    ``gate_time`` (the rules' ``time`` switch) asks for ``options.repeats`` clean timed calls
-    per mode; without it the time is a reported number and costs a small bounded budget.
+    ``options.full_timing`` asks for ``options.repeats`` clean timed calls per mode; without
+    it the time is a reported number and costs a small bounded budget.
     """
     __tracebackhide__ = True
     if not callable(model):
@@ -379,7 +378,8 @@ def measure(
                 compiled_record.recompile_details = private.recompile_details(recorder)
                 state.restore()
                 _time_interleaved(eager, compiled, device, options.repeats,
-                                  eager_record, compiled_record, gate_time=gate_time)
+                                  eager_record, compiled_record,
+                                  full=bool(options.full_timing))
                 state.restore()
                 record_gpu_counters({"eager": eager, "compiled": compiled},
                                     {"eager": eager_record, "compiled": compiled_record},
@@ -881,12 +881,12 @@ def _time_interleaved(
     eager_record: ModeRecord,
     compiled_record: ModeRecord,
     *,
-    gate_time: bool = False,
+    full: bool = False,
 ) -> None:
     """Per-call wall time, eager and compiled alternating (as PyTorch's dashboard does).
 
     On the CPU a call whose threads waited for a CPU (another process ran) is not a sample
-    of the model: it is dropped and retaken, within a bounded budget. With ``gate_time``
+    of the model: it is dropped and retaken, within a bounded budget. With ``full``
     ``repeats`` clean samples per mode are wanted and a burst of load is waited out for up
     to :data:`GATED_WAIT_S`; without it (the default) at most :data:`UNGATED_CALLS` per mode
     within :data:`UNGATED_BUDGET_S` (:data:`UNGATED_MAX_S` while a mode has no clean call).
@@ -896,14 +896,14 @@ def _time_interleaved(
     from .collectors.cpu_wait import RunQueueWait, stalled
 
     clock = "cuda-events" if device.type == "cuda" else "perf_counter"
-    wanted = repeats if gate_time else min(repeats, UNGATED_CALLS)
+    wanted = repeats if full else min(repeats, UNGATED_CALLS)
     waits = RunQueueWait() if device.type == "cpu" else None
     if waits is not None and not waits.available:
         waits = None  # not Linux: every sample is kept
     clean: dict[str, list[float]] = {"eager": [], "compiled": []}
     everything: dict[str, list[float]] = {"eager": [], "compiled": []}
     start = time.perf_counter()
-    deadline: float | None = None if gate_time else start + UNGATED_BUDGET_S
+    deadline: float | None = None if full else start + UNGATED_BUDGET_S
     pairs = 0
     while min(len(clean["eager"]), len(clean["compiled"])) < wanted:
         for label, call in (("eager", eager), ("compiled", compiled)):
@@ -917,7 +917,7 @@ def _time_interleaved(
         if deadline is None and pairs >= repeats:
             deadline = now + GATED_WAIT_S  # gated: all repeats taken, now wait out stalls
         if deadline is not None and now >= deadline:
-            if gate_time or (clean["eager"] and clean["compiled"]) or now >= start + UNGATED_MAX_S:
+            if full or (clean["eager"] and clean["compiled"]) or now >= start + UNGATED_MAX_S:
                 break
     for label, record in (("eager", eager_record), ("compiled", compiled_record)):
         samples = clean[label][:wanted] if clean[label] else everything[label]

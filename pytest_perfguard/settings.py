@@ -126,6 +126,9 @@ class ProfileOptions:
     name: str = _setting("default", "name of this measurement (a test may measure several)")
     repeats: int = _setting(20, "timed calls per mode", minimum=1, maximum=10_000)
     warmup: int = _setting(2, "calls per mode before measuring", minimum=1, maximum=1_000)
+    full_timing: bool | None = _setting(
+        None, "time `repeats` clean calls per mode, waiting out bursts of load (default: only "
+        "when wall time is gated; else a few calls within a small bounded budget)")
     rtol: float | None = _setting(None, "relative tolerance of the numerics check",
                                   maximum=1_000)
     atol: float | None = _setting(None, "absolute tolerance of the numerics check",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_perfguard import metrics
@@ -51,3 +53,51 @@ def test_ratios_and_eager_metrics_never_gate() -> None:
         "compiled.kernel_launches", "compiled.bytes_moved", "compiled.peak_memory",
         "compiled.graph_breaks", "compiled.flops"))
     assert not BY_NAME["compiled.time_median"].deterministic
+
+
+TIMED = '''
+import pytest
+import torch
+
+
+def model(x):
+    return x * 2 + 1
+
+
+def test_budget(perfguard):
+    perfguard(model, torch.randn(64), repeats=40, full_timing=False)
+
+
+@pytest.mark.perfguard(full_timing=True, repeats=12)
+def test_full(perfguard):
+    perfguard(model, torch.randn(64))
+
+
+def test_default(perfguard):
+    perfguard(model, torch.randn(64), repeats=40)
+'''
+
+
+def test_how_long_to_time_is_a_measurement_option(pytester: pytest.Pytester,
+                                                  results_of: Any) -> None:
+    """The timing budget is the measurement's own option (``full_timing``), not the time
+    rule reaching into the runner: without it at most 5 calls per mode are timed (the
+    budget's cap), with it ``repeats`` clean calls are wanted; by default full timing
+    follows whether wall time is gated."""
+    pytester.makepyfile(test_timed=TIMED)
+    result = pytester.runpytest("--perfguard", "-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+
+    def samples(test: str) -> int:
+        results = results_of(pytester)
+        return len(results[f"test_timed.py::{test}"]["measurement"]["compiled"]["time"]
+                   ["samples"])
+
+    assert 1 <= samples("test_budget") <= 5
+    assert 1 <= samples("test_default") <= 5
+    assert 5 < samples("test_full") <= 12
+    pytester.path.joinpath(".perfguard").rename(pytester.path / "first")
+    result = pytester.runpytest("--perfguard", "--perfguard-time", "-p", "no:cacheprovider",
+                                "-p", "no:randomly", "-k", "default")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert 5 < samples("test_default") <= 40
