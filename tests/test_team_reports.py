@@ -45,7 +45,9 @@ def _copies(entry: ResultEntry, count: int, name: str) -> list[ResultEntry]:
 def _run(unchanged: int) -> RunResults:
     """The sample run's changed and errored tests, and ``unchanged`` unchanged tests."""
     sample = sample_results()
-    changed = [e for e in sample.entries if e.verdict.status != "unchanged"]
+    changed = [e for e in sample.entries
+               if e.verdict.status != "unchanged" and (e.verdict.changes or e.verdict.fails
+                                                      or e.verdict.status != "other-environment")]
     template = next(e for e in sample.entries if e.verdict.status == "unchanged")
     return RunResults(entries=changed + _copies(template, unchanged, "many"),
                       created=sample.created, errors=sample.errors)
@@ -76,8 +78,7 @@ def test_html_report_shows_changes_in_full_and_summarises_the_unchanged(tmp_path
     for page in (small, large, huge):
         # Every changed test has its own block with its changes and likely causes.
         entries = re.findall(r'<article class="test-entry status-([\w-]+)"', page)
-        assert entries[:6] == ["errored", "errored", "regressed", "improved", "new",
-                               "other-environment"]
+        assert entries[:5] == ["errored", "errored", "regressed", "improved", "new"]
         assert "compiled kernel_launches: 4 → 5 (+25.0%)" in page
         assert "new graph break at tests/test_models.py:48" in page
         assert "compiled bytes_moved: 64.0 MiB → 32.0 MiB (-50.0%)" in page
@@ -90,13 +91,36 @@ def test_html_report_shows_changes_in_full_and_summarises_the_unchanged(tmp_path
         assert page.count('<tr class="summary-row" data-status="unchanged">') == UNCHANGED_ROWS
         note = re.search(r'<p class="note" id="unchanged-note">([^<]*)</p>', page)
         assert note and note.group(1) == (
-            f"{total:,} unchanged tests: more than {UNCHANGED_DETAILS}, so they are shown "
+            f"{total:,} unchanged tests (or compared with another environment and unchanged): "
+            f"more than {UNCHANGED_DETAILS}, so they are shown "
             f"without detail blocks, and only the first {UNCHANGED_ROWS} are listed; the other "
             f"{total - UNCHANGED_ROWS:,} are counted here and are in results.json.")
         assert f'<span class="n">{total}</span>unchanged' in page
 
 
 # --- the history page -------------------------------------------------------------------
+
+
+def test_an_upgrade_run_is_bounded_like_an_unchanged_one(tmp_path: Path) -> None:
+    """After an upgrade every test is compared with another environment: those where no
+    metric moved are summarised as unchanged ones are; one where a metric moved keeps its
+    block."""
+    sample = sample_results()
+    other = next(e for e in sample.entries if e.verdict.status == "other-environment")
+    moved = copy.deepcopy(other)
+    moved.measurement.test_id = "tests/test_moved.py::test_moved"
+    moved.verdict.key = moved.measurement.key
+    moved.verdict.changes = [Change("graph_breaks", 0, 1, "regressed",
+                                    ["new graph break at tests/test_moved.py:3: print"])]
+    run = RunResults(entries=[moved, *_copies(other, 4 * UNCHANGED_ROWS, "upgraded")],
+                     created=sample.created)
+    page = _html(tmp_path, run, "upgrade")
+    assert len(page.encode()) < 600_000
+    assert page.count('class="test-entry status-other-environment"') == 1
+    assert "new graph break at tests/test_moved.py:3: print" in page
+    assert page.count('<tr class="summary-row" data-status="other-environment">') == (
+        UNCHANGED_ROWS + 1)
+    assert f"{4 * UNCHANGED_ROWS:,} unchanged tests (or compared with another" in page
 
 
 def _history_run(tests: int, stepped: int, launches: int) -> RunResults:

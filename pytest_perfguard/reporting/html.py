@@ -22,7 +22,7 @@ from markupsafe import Markup
 from ..results import RunResults
 from . import _svg
 from ._format import MISSING, count, human_bytes, one_line
-from .model import SUMMARY_COLUMNS, DeviceRoof, Table, TestView, build_view
+from .model import SUMMARY_COLUMNS, DeviceRoof, Table, TestView, build_view, quiet
 
 #: How many tests a bar chart shows at most (regressed first, then the largest values).
 CHART_ROWS = 40
@@ -70,12 +70,15 @@ def render_html(
     test's section. Links with a URL scheme other than http(s) are dropped.
     """
     trace_links = trace_links or {}
-    unchanged = sum(1 for entry in results.entries if entry.verdict.status == "unchanged")
+    unchanged = sum(1 for entry in results.entries
+                    if quiet(entry.verdict.status, entry.verdict.changes, entry.verdict.fails))
     unchanged_details = unchanged <= UNCHANGED_DETAILS
     view = build_view(results, unchanged_details=unchanged_details)
-    detailed = [t for t in view.tests if unchanged_details or t.status != "unchanged"]
-    listed_unchanged = {id(t) for t in view.with_status("unchanged")[:UNCHANGED_ROWS]}
-    rows = [t for t in view.tests if t.status != "unchanged" or id(t) in listed_unchanged]
+    quiet_tests = [t for t in view.tests if quiet(t.status, t.changes, t.fails)]
+    listed_unchanged = {id(t) for t in quiet_tests[:UNCHANGED_ROWS]}
+    quiet_ids = {id(t) for t in quiet_tests}
+    detailed = [t for t in view.tests if unchanged_details or id(t) not in quiet_ids]
+    rows = [t for t in view.tests if id(t) not in quiet_ids or id(t) in listed_unchanged]
     links = {test.key: [(label, href) for label, raw in trace_links.get(test.key, {}).items()
                         if (href := _safe_href(raw)) is not None]
              for test in detailed}
@@ -100,7 +103,8 @@ def _unchanged_note(unchanged: int, details: bool) -> str:
     if details:
         return ""
     listed = min(unchanged, UNCHANGED_ROWS)
-    note = (f"{unchanged:,} unchanged tests: more than {UNCHANGED_DETAILS}, so they are shown "
+    note = (f"{unchanged:,} unchanged tests (or compared with another environment and "
+            f"unchanged): more than {UNCHANGED_DETAILS}, so they are shown "
             f"without detail blocks")
     if listed < unchanged:
         note += (f", and only the first {listed:,} are listed; the other "

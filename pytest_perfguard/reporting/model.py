@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sized
 from dataclasses import asdict, dataclass
 
 from ..compare import STATUS_ORDER, Change, unique_hints
@@ -300,6 +301,12 @@ def arrow(eager: str, compiled: str) -> str:
 # --- building ----------------------------------------------------------------------------
 
 
+def quiet(status: str, changes: Sized, fails: bool) -> bool:
+    """Nothing to see: unchanged, or compared with another environment and no metric moved
+    (after an upgrade that is most tests). Large reports summarise these."""
+    return status in ("unchanged", "other-environment") and not changes and not fails
+
+
 def build_view(results: RunResults, *, details: bool = True,
                unchanged_details: bool = True) -> ReportView:
     """The view of ``results``: pure, and the same for the same results.
@@ -328,7 +335,8 @@ def build_view(results: RunResults, *, details: bool = True,
                for key, reasons in shared.items() if reasons],
         errors=[_error_view(error) for error in results.errors],
         tests=[_test_view(entry, key, several, shared[key],
-                          details and (unchanged_details or entry.verdict.status != "unchanged"))
+                          details and (unchanged_details or not quiet(
+                              entry.verdict.status, entry.verdict.changes, entry.verdict.fails)))
                for entry, key in zip(entries, env_keys, strict=True)],
     )
 
