@@ -189,7 +189,7 @@ def test_two_samples(perfguard):
 
 
 def test_two_timing_samples_are_noisy_and_give_no_speedup(pytester: pytest.Pytester) -> None:
-    """``repeats=2``: two samples per mode, whatever the machine's load. Their spread says
+    """``repeats=2``: at most two samples per mode, whatever the load. Their spread says
     nothing, so both timings are noisy, the speedup column says so instead of a ratio, and
     the exporters leave the time out."""
     pytester.makepyfile(test_model=FEW_SAMPLES_TEST)
@@ -197,7 +197,7 @@ def test_two_timing_samples_are_noisy_and_give_no_speedup(pytester: pytest.Pytes
     result.assert_outcomes(passed=1)
     entry = load_results(pytester)["test_model.py::test_two_samples"]["measurement"]
     for mode in ("eager", "compiled"):
-        assert len(entry[mode]["time"]["samples"]) == 2
+        assert 1 <= len(entry[mode]["time"]["samples"]) <= 2  # a stalled call is dropped
         assert entry[mode]["time"]["noisy"] is True
     result.stdout.fnmatch_lines(["*eager*n/a (noisy)*"])
     exported = subprocess.run(
@@ -229,6 +229,7 @@ def test_the_errored_line_leads_with_the_models_error(pytester: pytest.Pytester)
     result = pytester.runpytest("--perfguard")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "errored test_model.py::test_attention_block (in call): ModelError: RuntimeError: the "
-        "attention mask has the wrong sha...",
+        "errored test_model.py::test_attention_block (in call):",
+        "    ModelError: RuntimeError: the attention mask has the wrong shape (model raised in "
+        "eager mode)",
     ])
