@@ -7,7 +7,6 @@ the collectors know how to measure.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -746,7 +745,7 @@ def _fill_compile_metrics(
         location, function = "unknown", ""
         if graph.user_frame is not None:
             filename, lineno, function = graph.user_frame
-            location = f"{_relative_path(filename)}:{lineno}"
+            location = private.user_location(filename, lineno)
         reason = graph.reason
         if private.is_bare_reason(reason) and unstated:
             reason = "\n".join(unstated)
@@ -764,7 +763,7 @@ def _add_logged_sites(sites: dict[str, GraphBreak], recorder: private.CompileRec
     known_reasons = {_first_line(site.reason) for site in sites.values()}
     logged: dict[str, set[str]] = {}
     for seen in recorder.break_log:
-        location = f"{_relative_path(seen.filename)}:{seen.lineno}"
+        location = private.user_location(seen.filename, seen.lineno)
         if seen.after_first_call or seen.compile_id in ended:
             continue
         if location not in logged:
@@ -790,20 +789,6 @@ def _add_site(sites: dict[str, GraphBreak], location: str, function: str, reason
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def _relative_path(filename: str) -> str:
-    """A location that reads the same on every machine: relative to the working
-    directory, or for an installed package from the package on (``transformers/...``)."""
-    for marker in ("site-packages", "dist-packages"):
-        parts = Path(filename).parts
-        if marker in parts:
-            return "/".join(parts[len(parts) - parts[::-1].index(marker):])
-    try:
-        rel = os.path.relpath(filename)
-    except ValueError:
-        return filename
-    return filename if rel.startswith("..") else rel
 
 
 def _profile_mode(
