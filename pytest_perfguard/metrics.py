@@ -7,7 +7,9 @@ the exporters, the junit properties and every CLI that takes a metric name read 
 :func:`lookup` accepts each spelling any of them prints.
 
 Canonical names are ``<mode>.<field>`` (``compiled.kernel_launches``); ratios of the two
-modes have no mode (``fusion_ratio``).
+modes have no mode (``fusion_ratio``). The reports take every word they print about a metric
+from here (headers, titles, chart titles, export units), and the layouts several reports
+share: :data:`SUMMARY` (a test's row), :data:`DETAILS` (a test's metric table), :data:`CHARTS`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Literal
 
 from .record import Measurement
 
-Unit = Literal["count", "bytes", "flops", "seconds", "ratio", "fraction", "percent"]
+Unit = Literal["count", "bytes", "flops", "flop_per_byte", "seconds", "ratio", "fraction",
+               "percent"]
 #: The rule that gates a metric: ``exact`` (any increase regresses, any decrease improves), a
 #: :class:`~.settings.Rules` tolerance field, ``time`` (the Mann-Whitney rule of
 #: ``Rules.time``), or ``None`` (context only: shown, never a verdict).
@@ -52,6 +55,19 @@ class Metric:
     #: Bencher measure slug / github-action-benchmark name suffix, where exported.
     bencher: str = ""
     benchmark: str = ""
+    #: A few words without the mode, for narrow tables and one-line summaries (``launches``);
+    #: empty: the label without its mode.
+    short: str = ""
+    #: Its header in the terminal table, which shows the :data:`SUMMARY` metrics that have one.
+    column: str = ""
+    #: For a ratio of the two modes (eager ÷ compiled): the field it divides.
+    ratio_of: str = ""
+    #: The id of the chart (:data:`CHARTS`) it is drawn in.
+    chart: str = ""
+    #: The metric holding this one's spread (the IQR band around a median time).
+    spread: str = ""
+    #: The metrics an export's tooltip tells beside this one.
+    context: tuple[str, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -60,6 +76,28 @@ class Metric:
     @property
     def field(self) -> str:
         return self.name.split(".", 1)[-1]
+
+    @property
+    def words(self) -> str:
+        """The label without the mode: ``kernel launches``."""
+        return self.label.removeprefix(f"{self.mode} ") if self.mode else self.label
+
+    @property
+    def brief(self) -> str:
+        """:attr:`short`, or the label without the mode."""
+        return self.short or self.words
+
+    @property
+    def title(self) -> str:
+        """A table's header or row name: ``Kernel launches``; a ratio by what it says:
+        ``Fusion``."""
+        text = self.brief if self.ratio_of else self.words
+        return text[:1].upper() + text[1:]
+
+    @property
+    def export_unit(self) -> str:
+        """Its unit as an export names it: ``bytes``, ``s``, or what it counts (``launches``)."""
+        return {"bytes": "bytes", "seconds": "s"}.get(self.unit, self.brief)
 
     @property
     def verdict_name(self) -> str:
@@ -107,40 +145,59 @@ def _catalogue() -> tuple[Metric, ...]:
 
         def field_metric(name: str, unit: Unit, words: str, *, gate: Gate | None = None,
                          deterministic: bool = True, printed: str = "", bencher: str = "",
-                         benchmark: str = "", mode: str = mode) -> Metric:
+                         benchmark: str = "", short: str = "", column: str = "",
+                         chart: str = "", context: tuple[str, ...] = (),
+                         mode: str = mode) -> Metric:
             return Metric(f"{mode}.{name}", _mode_field(mode, name), unit, f"{mode} {words}",
                           gate=gate, deterministic=deterministic, printed=printed,
-                          bencher=bencher, benchmark=benchmark)
+                          bencher=bencher, benchmark=benchmark, short=short, column=column,
+                          chart=chart, context=context)
+
+        def compiled_only(metric: Metric, compiled: bool = compiled) -> list[Metric]:
+            return [metric] if compiled else []
 
         metrics += [
             field_metric("kernel_launches", "count", "kernel launches",
                          gate="exact" if compiled else None,
                          bencher="compiled-kernel-launches" if compiled else "",
-                         benchmark="compiled kernel launches" if compiled else ""),
+                         benchmark="compiled kernel launches" if compiled else "",
+                         context=("eager.kernel_launches", "fusion_ratio") if compiled else (),
+                         short="launches", column="launches", chart="launches"),
             field_metric("bytes_moved", "bytes", "bytes moved",
                          gate="bytes_tolerance" if compiled else None,
                          bencher="compiled-bytes-moved" if compiled else "",
-                         benchmark="compiled bytes moved" if compiled else ""),
+                         benchmark="compiled bytes moved" if compiled else "",
+                         context=("eager.bytes_moved", "traffic_ratio") if compiled else (),
+                         short="bytes", column="bytes", chart="bytes"),
             field_metric("flops", "flops", "FLOPs"),
+            Metric(f"{mode}.arithmetic_intensity", _mode_field(mode, "arithmetic_intensity"),
+                   "flop_per_byte", f"{mode} arithmetic intensity", better="higher",
+                   history=False),
             field_metric("peak_memory", "bytes", "peak memory",
                          gate="memory_tolerance" if compiled else None,
                          bencher="compiled-peak-memory" if compiled else "",
-                         benchmark="compiled peak memory" if compiled else ""),
-            field_metric("graphs", "count", "graphs"),
-            field_metric("graph_breaks", "count", "graph breaks",
-                         gate="exact" if compiled else None,
-                         printed="graph_breaks" if compiled else "",
-                         bencher="graph-breaks" if compiled else "",
-                         benchmark="graph breaks" if compiled else ""),
-            field_metric("recompiles", "count", "recompiles", gate="exact" if compiled else None,
-                         printed="recompiles" if compiled else ""),
-            field_metric("compile_seconds", "seconds", "compile time", deterministic=False),
+                         benchmark="compiled peak memory" if compiled else "",
+                         context=("eager.peak_memory", "memory_ratio") if compiled else (),
+                         column="peak mem", chart="memory"),
+            # Compiled only: dynamo's graphs, breaks, recompiles and compile time.
+            *compiled_only(field_metric("graphs", "count", "graphs")),
+            *compiled_only(field_metric("graph_breaks", "count", "graph breaks", gate="exact",
+                                        printed="graph_breaks", bencher="graph-breaks",
+                                        benchmark="graph breaks", column="breaks",
+                                        context=("compiled.graphs", "compiled.recompiles"),
+                                        chart="breaks")),
+            *compiled_only(field_metric("recompiles", "count", "recompiles", gate="exact",
+                                        printed="recompiles", column="recompiles",
+                                        chart="breaks")),
+            *compiled_only(field_metric("compile_seconds", "seconds", "compile time",
+                                        deterministic=False)),
             field_metric("device_seconds", "seconds", "device time", deterministic=False),
             Metric(f"{mode}.time_median", _timing(mode, "median"), "seconds",
                    f"{mode} median time", gate="time" if compiled else None,
                    deterministic=False, printed=f"{mode} time_median_s",
                    bencher="latency" if compiled else "",
-                   benchmark="compiled median time" if compiled else ""),
+                   benchmark="compiled median time" if compiled else "", chart="time",
+                   spread=f"{mode}.time_iqr"),
             Metric(f"{mode}.time_iqr", _timing(mode, "iqr"), "seconds", f"{mode} time IQR",
                    deterministic=False),
             Metric(f"{mode}.bandwidth_utilisation",
@@ -156,13 +213,17 @@ def _catalogue() -> tuple[Metric, ...]:
         ]
     metrics += [
         Metric("fusion_ratio", lambda m: m.fusion_ratio, "ratio", "fusion ratio",
-               better="higher", history=False, printed="fusion_ratio"),
+               better="higher", history=False, printed="fusion_ratio", short="fusion",
+               column="fusion", ratio_of="kernel_launches"),
         Metric("traffic_ratio", lambda m: m.traffic_ratio, "ratio", "traffic ratio",
-               better="higher", history=False, printed="traffic_ratio"),
+               better="higher", history=False, printed="traffic_ratio", short="traffic",
+               column="traffic", ratio_of="bytes_moved"),
         Metric("memory_ratio", lambda m: m.memory_ratio, "ratio", "memory ratio",
-               better="higher", history=False, printed="memory_ratio"),
+               better="higher", history=False, printed="memory_ratio", short="memory",
+               column="memory", ratio_of="peak_memory"),
         Metric("speedup", lambda m: m.speedup, "ratio", "speedup", better="higher",
-               deterministic=False, history=False, printed="speedup"),
+               deterministic=False, history=False, printed="speedup", column="speedup",
+               ratio_of="time_median"),
     ]
     return tuple(metrics)
 
@@ -176,6 +237,37 @@ GATED: tuple[Metric, ...] = tuple(
            key=lambda m: ("kernel_launches", "graph_breaks", "recompiles", "bytes_moved",
                           "peak_memory", "bandwidth_utilisation", "flop_utilisation",
                           "nvml_gpu_util_percent", "time_median").index(m.field)))
+
+
+def of(entry: str) -> tuple[Metric, ...]:
+    """The metrics a layout entry names: ``compiled.flops`` that one; a field
+    (``kernel_launches``) each mode's, eager first; a ratio (``fusion_ratio``) itself."""
+    if entry in BY_NAME:
+        return (BY_NAME[entry],)
+    return tuple(BY_NAME[f"{mode}.{entry}"] for mode in MODES if f"{mode}.{entry}" in BY_NAME)
+
+
+# --- layouts several reports share --------------------------------------------------------
+
+#: A test's summary row, in order: the markdown and HTML summary tables show every entry
+#: (both modes of a field as eager → compiled), the terminal table those with a ``column``.
+SUMMARY = ("kernel_launches", "bytes_moved", "peak_memory", "compiled.flops", "fusion_ratio",
+           "traffic_ratio", "memory_ratio", "graph_breaks", "recompiles", "speedup")
+#: A test's metric table (markdown and HTML): one row per field, eager and compiled, with the
+#: ratio of the two beside (:attr:`Metric.ratio_of`).
+DETAILS = ("kernel_launches", "bytes_moved", "peak_memory", "flops", "arithmetic_intensity",
+           "time_median", "graphs", "graph_breaks", "recompiles", "compile_seconds",
+           "device_seconds")
+#: Chart id -> title. The run report draws eager-vs-compiled bars of each chart that holds one
+#: deterministic field; the history report draws each over its runs. A metric's
+#: :attr:`Metric.chart` puts it in one.
+CHARTS = {
+    "launches": "Kernel launches per call",
+    "bytes": "Bytes moved per call",
+    "memory": "Peak memory per call",
+    "breaks": "Graph breaks and recompiles (compiled)",
+    "time": "Median time per call (band: IQR)",
+}
 
 def _words(text: str) -> list[str]:
     words = [word for word in re.split(r"[\s.\-]+", text.strip().lower()) if word]
@@ -234,5 +326,5 @@ def values(measurement: Measurement, *, history_only: bool = False) -> dict[str,
     return found
 
 
-__all__ = ["BY_NAME", "CATALOGUE", "GATED", "MODES", "Gate", "Metric", "Unit", "canonical",
-           "lookup", "values"]
+__all__ = ["BY_NAME", "CATALOGUE", "CHARTS", "DETAILS", "GATED", "MODES", "SUMMARY", "Gate",
+           "Metric", "Unit", "canonical", "lookup", "of", "values"]

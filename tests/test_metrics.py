@@ -47,8 +47,8 @@ def test_the_judge_checks_exactly_the_gated_metrics_in_catalogue_order() -> None
 def test_ratios_and_eager_metrics_never_gate() -> None:
     assert all(m.gate is None for m in CATALOGUE if m.mode != "compiled")
     assert {m.name for m in CATALOGUE if m.gate is None and m.mode == "compiled"} == {
-        "compiled.flops", "compiled.graphs", "compiled.compile_seconds",
-        "compiled.device_seconds", "compiled.time_iqr"}
+        "compiled.flops", "compiled.arithmetic_intensity", "compiled.graphs",
+        "compiled.compile_seconds", "compiled.device_seconds", "compiled.time_iqr"}
     assert all(BY_NAME[name].deterministic for name in (
         "compiled.kernel_launches", "compiled.bytes_moved", "compiled.peak_memory",
         "compiled.graph_breaks", "compiled.flops"))

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
-from ..metrics import lookup
+from ..metrics import Metric, lookup
 
 #: Placeholder for a metric that was not measured (the reason is shown where there is room).
 MISSING = "n/a"
@@ -101,16 +101,23 @@ def metric_value(metric: str, value: float | None) -> str:
     """A value of a :class:`~pytest_perfguard.compare.Change` metric in that metric's unit,
     as the catalogue (:mod:`..metrics`) gives it; ``metric`` in any spelling perfguard
     prints (``"compiled peak_memory"``, ``"memory_ratio"``)."""
-    if value is None:
-        return MISSING
     metric_info = lookup(metric)
-    unit = metric_info.unit if metric_info is not None else "count"
-    return _BY_UNIT[unit](value)
+    return _in_unit(metric_info.unit if metric_info is not None else "count", value)
+
+
+def formatted(metric: Metric, value: float | None) -> str:
+    """``value`` of ``metric`` in its unit, short: ``4.00 MiB``, ``1,024``, ``3.00x``."""
+    return _in_unit(metric.unit, value)
+
+
+def _in_unit(unit: str, value: float | None) -> str:
+    return MISSING if value is None else _BY_UNIT[unit](value)
 
 
 _BY_UNIT: dict[str, Callable[[float], str]] = {
-    "count": count, "bytes": human_bytes, "flops": human_flops, "seconds": human_seconds,
-    "ratio": ratio, "fraction": percent, "percent": lambda value: f"{value:.1f}%",
+    "count": count, "bytes": human_bytes, "flops": human_flops, "flop_per_byte": intensity,
+    "seconds": human_seconds, "ratio": ratio, "fraction": percent,
+    "percent": lambda value: f"{value:.1f}%",
 }
 
 

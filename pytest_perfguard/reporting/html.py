@@ -12,17 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from html import escape
 
 import jinja2
 from markupsafe import Markup
 
+from ..metrics import CHARTS
 from ..results import RunResults
 from . import _svg
-from ._format import MISSING, count, human_bytes, one_line
-from .model import SUMMARY_COLUMNS, DeviceRoof, Table, TestView, build_view, quiet
+from ._format import MISSING, formatted, one_line
+from .model import BAR_CHARTS, SUMMARY_COLUMNS, DeviceRoof, Table, TestView, build_view, quiet
 
 #: How many tests a bar chart shows at most (regressed first, then the largest values).
 CHART_ROWS = 40
@@ -51,13 +51,6 @@ FILTER_SCRIPT = """
 """.strip()
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-
-#: The eager-vs-compiled bar charts: id, title, the metric, its unit, binary (bytes) axis.
-BAR_CHARTS: tuple[tuple[str, str, str, Callable[[float | None], str], bool], ...] = (
-    ("chart-launches", "Kernel launches per call", "kernel_launches", count, False),
-    ("chart-bytes", "Bytes moved per call", "bytes_moved", human_bytes, True),
-    ("chart-memory", "Peak memory per call", "peak_memory", human_bytes, True),
-)
 
 
 def render_html(
@@ -176,13 +169,13 @@ def _safe_href(href: str) -> str | None:
 # --- charts -------------------------------------------------------------------------------
 
 
-def _chart_rows(tests: list[TestView], metric: str) -> tuple[list[TestView], str]:
+def _chart_rows(tests: list[TestView], chart: str) -> tuple[list[TestView], str]:
     """At most CHART_ROWS tests: regressed ones first, then by the larger eager/compiled."""
     if len(tests) <= CHART_ROWS:
         return tests, ""
 
     def size(test: TestView) -> float:
-        return max(value or 0 for value in test.chart_values[metric])
+        return max(value or 0 for value in test.chart_values[chart])
 
     chosen = sorted(tests, key=lambda t: (t.status != "regressed", -size(t)))[:CHART_ROWS]
     keep = {id(t) for t in chosen}
@@ -196,19 +189,20 @@ def _charts(tests: list[TestView], detailed: list[TestView]) -> dict[str, Markup
     charts: dict[str, Markup] = {}
     if not tests:
         return charts
-    for chart_id, title, metric, fmt, binary in BAR_CHARTS:
-        measured = [t for t in tests if any(v is not None for v in t.chart_values[metric])]
+    for chart, (metric, _) in BAR_CHARTS.items():
+        measured = [t for t in tests if any(v is not None for v in t.chart_values[chart])]
         if not measured:
             continue
-        shown, note = _chart_rows(measured, metric)
+        shown, note = _chart_rows(measured, chart)
         rows = [
             _svg.BarRow(label=one_line(t.short_label), title=one_line(t.label),
-                        eager=t.chart_values[metric][0], compiled=t.chart_values[metric][1],
+                        eager=t.chart_values[chart][0], compiled=t.chart_values[chart][1],
                         highlight=t.status == "regressed")
             for t in shown
         ]
-        charts[chart_id] = Markup(_svg.grouped_bars(chart_id, title, rows, fmt, note=note,
-                                                    binary=binary))
+        charts[f"chart-{chart}"] = Markup(_svg.grouped_bars(
+            f"chart-{chart}", CHARTS[chart], rows, partial(formatted, metric), note=note,
+            binary=metric.unit == "bytes"))
 
     change_rows = [
         _svg.ChangeRow(

@@ -18,6 +18,7 @@ from ..results import RunResults
 from ._format import MISSING, html_inline, md_escape, printable, truncate
 from .model import (
     SUMMARY_COLUMNS,
+    SUMMARY_METRICS,
     ChangeView,
     Column,
     EnvironmentView,
@@ -25,6 +26,7 @@ from .model import (
     ReportView,
     Table,
     TestView,
+    arrow,
     build_view,
 )
 
@@ -387,9 +389,8 @@ def _regression(test: TestView) -> list[str]:
         changes.append(ChangeView(change.metric, change.direction, change.values, change.exact,
                                   [truncate(h, 500) for h in hints], change.relative,
                                   change.increased))
-    numbers = (f"launches {test.launches[0]} → {test.launches[1]} · bytes "
-               f"{test.bytes_moved[0]} → {test.bytes_moved[1]} · peak memory "
-               f"{test.peak_memory[0]} → {test.peak_memory[1]}")
+    numbers = " · ".join(f"{metrics[0].brief} {arrow(*(test.values[m.name] for m in metrics))}"
+                         for metrics in SUMMARY_METRICS if len(metrics) > 1)
     return [f"**{_code(truncate(test.label, 300))}** · {md_escape(numbers)}", "",
             *_change_lines(changes), ""]
 

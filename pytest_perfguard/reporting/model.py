@@ -19,21 +19,20 @@ from collections.abc import Sized
 from dataclasses import asdict, dataclass
 
 from ..compare import STATUS_ORDER, Change, unique_hints
+from ..metrics import CATALOGUE, CHARTS, DETAILS, MODES, SUMMARY, Metric, of
 from ..record import MIN_TRUSTED_SAMPLES, Allocation, Environment, Kernel, Measurement, ModeRecord
 from ..results import ResultEntry, RunResults, TestError
 from ._format import (
     MISSING,
     anchor,
     count,
+    formatted,
     human_bytes,
-    human_flops,
     human_seconds,
     human_si,
-    intensity,
     metric_value,
     one_line,
     percent,
-    ratio,
 )
 from .messages import describe_change
 
@@ -46,8 +45,22 @@ TOP_ALLOCATIONS = 5
 #: An error message longer than this is cut (the full text is in pytest's own output).
 ERROR_MESSAGE_CHARS = 8000
 
-#: The metrics the HTML bar charts draw, eager against compiled.
-CHART_METRICS = ("kernel_launches", "bytes_moved", "peak_memory")
+#: The summary row's metrics (:data:`..metrics.SUMMARY`), a field's two modes together.
+SUMMARY_METRICS = [of(entry) for entry in SUMMARY]
+
+#: The charts the HTML report draws as eager-against-compiled bars: those of one
+#: deterministic field measured in both modes (chart id -> its eager and compiled metric).
+BAR_CHARTS = {chart: metrics for chart in CHARTS
+              if len(metrics := tuple(m for m in CATALOGUE if m.chart == chart)) == 2
+              and metrics[0].field == metrics[1].field and metrics[0].deterministic}
+
+#: Per field, the ratio of its two modes (``kernel_launches`` -> ``fusion_ratio``).
+RATIOS = {metric.ratio_of: metric for metric in CATALOGUE if metric.ratio_of}
+
+
+def arrow(*texts: str) -> str:
+    """``eager → compiled``; one text as it is."""
+    return " → ".join(texts)
 
 
 @dataclass(frozen=True)
@@ -160,17 +173,8 @@ class TestView:
     note: str
     environment: str
     environment_key: str
-    #: Eager and compiled text of the headline metrics.
-    launches: tuple[str, str]
-    bytes_moved: tuple[str, str]
-    peak_memory: tuple[str, str]
-    flops: tuple[str, str]
-    fusion: str
-    traffic: str
-    memory: str
-    speedup: str
-    graph_breaks: str
-    recompiles: str
+    #: The text of each :data:`SUMMARY_METRICS` metric, by name.
+    values: dict[str, str]
     changes: list[ChangeView]
     metrics: Table
     #: Why metrics are missing for this test only (reasons shared by its whole
@@ -182,7 +186,7 @@ class TestView:
     numerics: NumericsView
     gpu: list[Table]
     gpu_notes: list[str]
-    #: Raw eager and compiled values per :data:`CHART_METRICS` name, for the charts.
+    #: Raw eager and compiled values per :data:`BAR_CHARTS` id, for the charts.
     chart_values: dict[str, tuple[float | None, float | None]]
     roof_points: list[RoofPoint]
     roofs: list[DeviceRoof]
@@ -195,35 +199,21 @@ class TestView:
     @property
     def summary_cells(self) -> list[str]:
         """The cells of this test's row under :data:`SUMMARY_COLUMNS` after Test and Verdict."""
-        return [
-            arrow(*self.launches),
-            arrow(*self.bytes_moved),
-            arrow(*self.peak_memory),
-            self.flops[1],
-            self.fusion,
-            self.traffic,
-            self.memory,
-            self.graph_breaks,
-            self.recompiles,
-            self.speedup,
-        ]
+        return [arrow(*(self.values[m.name] for m in metrics)) for metrics in SUMMARY_METRICS]
+
+
+def _summary_header(metrics: tuple[Metric, ...]) -> str:
+    """``Kernel launches (eager → compiled)``, ``FLOPs (compiled)``, ``Graph breaks``."""
+    first = metrics[0]
+    if len(metrics) > 1 or len(of(first.field)) > 1:  # the modes shown, where there are two
+        return f"{first.title} ({arrow(*(m.mode for m in metrics))})"
+    return first.title
 
 
 #: The summary table's columns (markdown and HTML): one row per test.
-SUMMARY_COLUMNS = [
-    Column("Test", code=True),
-    Column("Verdict"),
-    Column("Kernel launches (eager → compiled)", numeric=True),
-    Column("Bytes moved (eager → compiled)", numeric=True),
-    Column("Peak memory (eager → compiled)", numeric=True),
-    Column("FLOPs (compiled)", numeric=True),
-    Column("Fusion", numeric=True),
-    Column("Traffic", numeric=True),
-    Column("Memory", numeric=True),
-    Column("Graph breaks", numeric=True),
-    Column("Recompiles", numeric=True),
-    Column("Speedup", numeric=True),
-]
+SUMMARY_COLUMNS = [Column("Test", code=True), Column("Verdict"),
+                   *(Column(_summary_header(metrics), numeric=True)
+                     for metrics in SUMMARY_METRICS)]
 
 
 @dataclass
@@ -292,10 +282,6 @@ class ReportView:
 
 def plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def arrow(eager: str, compiled: str) -> str:
-    return f"{eager} → {compiled}"
 
 
 # --- building ----------------------------------------------------------------------------
@@ -434,7 +420,6 @@ def _test_view(entry: ResultEntry, env_key: str, several: bool, shared: _Reasons
     env = m.environment
     short = m.key.split("::", 1)[1] if "::" in m.key else m.key
     roof_points, roofs = _roofline(m)
-    speedup = _speedup(m)
     return TestView(
         key=m.key,
         label=f"{m.key} @ {env.device_name}" if several else m.key,
@@ -445,18 +430,10 @@ def _test_view(entry: ResultEntry, env_key: str, several: bool, shared: _Reasons
         note=verdict.note,
         environment=env.label(),
         environment_key=env_key,
-        launches=(count(eager.kernel_launches), count(compiled.kernel_launches)),
-        bytes_moved=(human_bytes(eager.bytes_moved), human_bytes(compiled.bytes_moved)),
-        peak_memory=(human_bytes(eager.peak_memory), human_bytes(compiled.peak_memory)),
-        flops=(human_flops(eager.flops), human_flops(compiled.flops)),
-        fusion=ratio(m.fusion_ratio),
-        traffic=ratio(m.traffic_ratio),
-        memory=ratio(m.memory_ratio),
-        speedup=speedup,
-        graph_breaks=count(compiled.graph_breaks),
-        recompiles=count(compiled.recompiles),
+        values={metric.name: _text(metric, m) for metrics in SUMMARY_METRICS
+                for metric in metrics},
         changes=[_change_view(change, hints) for change, hints in unique_hints(verdict.changes)],
-        metrics=_metric_table(m, speedup) if details else Table("Metrics", METRIC_COLUMNS, []),
+        metrics=_metric_table(m) if details else Table("Metrics", METRIC_COLUMNS, []),
         unavailable=[f"{mode} {metric}: {reason}"
                      for (mode, metric), reason in sorted(_reasons(m).items())
                      if shared.get((mode, metric)) != reason],
@@ -470,20 +447,23 @@ def _test_view(entry: ResultEntry, env_key: str, several: bool, shared: _Reasons
         gpu=_gpu_tables(m) if details else [],
         gpu_notes=[f"{mode.mode}: {mode.nvml.note}" for mode in (eager, compiled)
                    if mode.nvml is not None and mode.nvml.note],
-        chart_values={metric: (getattr(eager, metric), getattr(compiled, metric))
-                      for metric in CHART_METRICS},
+        chart_values={chart: (eager_metric.read(m), compiled_metric.read(m))
+                      for chart, (eager_metric, compiled_metric) in BAR_CHARTS.items()},
         roof_points=roof_points,
         roofs=roofs,
         has_utilisation=any(mode.utilisation is not None for mode in (eager, compiled)),
     )
 
 
-def _speedup(m: Measurement) -> str:
-    """Eager/compiled median time ratio, shown only when both timings are trustworthy: a
-    ratio of a noisy timing (a 48x "speedup" of one stalled eager call) is no number."""
-    if m.speedup is None:
-        return MISSING
-    return f"{m.speedup:.2f}x" if m.timing_trusted else "n/a (noisy)"
+def _text(metric: Metric, m: Measurement) -> str:
+    """``metric``'s value in ``m`` as text. The speedup (eager/compiled median time) is shown
+    only when both timings are trustworthy: a ratio of a noisy timing (a 48x "speedup" of
+    one stalled eager call) is no number; a median time comes with its spread."""
+    if metric.name == "speedup" and m.speedup is not None and not m.timing_trusted:
+        return "n/a (noisy)"
+    if metric.spread:
+        return _timing(getattr(m, metric.mode))
+    return formatted(metric, metric.read(m))
 
 
 def _change_view(change: Change, hints: list[str]) -> ChangeView:
@@ -509,27 +489,18 @@ def _timing(mode: ModeRecord) -> str:
     return f"{human_seconds(timing.median)} ± {human_seconds(timing.iqr)} IQR{noisy}"
 
 
-def _metric_table(m: Measurement, speedup: str) -> Table:
-    eager, compiled = m.eager, m.compiled
-    rows = [
-        ["Kernel launches", count(eager.kernel_launches), count(compiled.kernel_launches),
-         f"fusion {ratio(m.fusion_ratio)}"],
-        ["Bytes moved", human_bytes(eager.bytes_moved), human_bytes(compiled.bytes_moved),
-         f"traffic {ratio(m.traffic_ratio)}"],
-        ["Peak memory", human_bytes(eager.peak_memory), human_bytes(compiled.peak_memory),
-         f"memory {ratio(m.memory_ratio)}"],
-        ["FLOPs", human_flops(eager.flops), human_flops(compiled.flops), ""],
-        ["Arithmetic intensity", intensity(eager.arithmetic_intensity),
-         intensity(compiled.arithmetic_intensity), ""],
-        ["Median time", _timing(eager), _timing(compiled), f"speedup {speedup}"],
-        ["Graphs", "", count(compiled.graphs), ""],
-        ["Graph breaks", "", count(compiled.graph_breaks), ""],
-        ["Recompiles", "", count(compiled.recompiles), ""],
-        ["Compile time", "", human_seconds(compiled.compile_seconds), ""],
-    ]
-    if eager.device_seconds is not None or compiled.device_seconds is not None:
-        rows.append(["Device time", human_seconds(eager.device_seconds),
-                     human_seconds(compiled.device_seconds), ""])
+def _metric_table(m: Measurement) -> Table:
+    """A row per :data:`..metrics.DETAILS` field: eager, compiled (empty where the field is
+    compiled only), and the ratio of the two; device time only where it was measured."""
+    rows = []
+    for field in DETAILS:
+        by_mode = {metric.mode: metric for metric in of(field)}
+        if field == "device_seconds" and all(x.read(m) is None for x in by_mode.values()):
+            continue
+        ratio = RATIOS.get(field)
+        rows.append([by_mode["compiled"].title,
+                     *(_text(by_mode[mode], m) if mode in by_mode else "" for mode in MODES),
+                     f"{ratio.brief} {_text(ratio, m)}" if ratio else ""])
     return Table("Metrics", METRIC_COLUMNS, rows)
 
 

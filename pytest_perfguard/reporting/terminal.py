@@ -10,26 +10,17 @@ import textwrap
 
 from tabulate import tabulate
 
+from ..metrics import MODES, Metric
 from ..results import RunResults
 from ._format import one_line, printable, truncate
-from .model import ErrorView, TestView, build_view
+from .model import SUMMARY_METRICS, ErrorView, TestView, build_view
 
-#: Column headers of the summary table; each test's id is on its own line above its rows,
-#: so the table stays under 120 characters wide however long the ids are. The gated
-#: metrics and their eager/compiled ratios; FLOPs are in the markdown and HTML reports.
-HEADERS = (
-    "mode",
-    "launches",
-    "bytes",
-    "peak mem",
-    "fusion",
-    "traffic",
-    "memory",
-    "breaks",
-    "recompiles",
-    "speedup",
-    "verdict",
-)
+#: The summary table's metrics: the summary row's that have a terminal ``column`` (the gated
+#: metrics and their eager/compiled ratios; FLOPs are in the markdown and HTML reports).
+#: Each test's id is on its own line above its rows, so the table stays under 120
+#: characters wide however long the ids are.
+COLUMNS = [metrics for metrics in SUMMARY_METRICS if metrics[0].column]
+HEADERS = ("mode", *(metrics[0].column for metrics in COLUMNS), "verdict")
 
 ALIGN = ("left",) + ("right",) * (len(HEADERS) - 2) + ("left",)
 
@@ -115,12 +106,18 @@ def _table(tests: list[TestView], width: int | None) -> list[str]:
 
 
 def _rows(test: TestView) -> list[list[str]]:
-    return [
-        ["eager", test.launches[0], test.bytes_moved[0], test.peak_memory[0], test.fusion,
-         test.traffic, test.memory, "", "", test.speedup, test.status],
-        ["compiled", test.launches[1], test.bytes_moved[1], test.peak_memory[1], "", "", "",
-         test.graph_breaks, test.recompiles, "", ""],
-    ]
+    """An eager and a compiled row."""
+    return [[mode, *(_cell(test, metrics, mode) for metrics in COLUMNS),
+             test.status if mode == "eager" else ""] for mode in MODES]
+
+
+def _cell(test: TestView, metrics: tuple[Metric, ...], mode: str) -> str:
+    """The value of ``mode``'s metric in a column; a ratio of the two modes is on the eager
+    row."""
+    for metric in metrics:
+        if (metric.mode or "eager") == mode:
+            return test.values[metric.name]
+    return ""
 
 
 def _detail_lines(test: TestView, verbose: bool) -> list[str]:
