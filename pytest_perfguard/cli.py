@@ -32,6 +32,7 @@ from .baseline import (
 )
 from .compare import judge
 from .history.cli import add_history_parser
+from .metrics import of
 from .record import Measurement
 from .reporting._format import printable
 from .results import ResultEntry, ResultsError, RunResults, open_results
@@ -161,6 +162,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if failing else 0
 
 
+#: The metrics ``perfguard show`` lists per baseline entry (a field measured in both modes
+#: is headed with its mode: ``eager launches``).
+SHOWN = tuple(metric for field in ("kernel_launches", "bytes_moved", "graph_breaks", "recompiles")
+              for metric in of(field))
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     baseline = Baseline.load(args.baseline, missing_ok=False)
     if not baseline.environments:
@@ -174,15 +181,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
             print(printable("libraries: " + ", ".join(
                 f"{name} {version}" for name, version in sorted(
                     block.environment.libraries.items()))))
-        rows = []
-        for _, m in sorted(block.entries.items()):
-            rows.append([printable(m.key), "train" if m.train else "infer",
-                         m.eager.kernel_launches, m.compiled.kernel_launches,
-                         m.eager.bytes_moved, m.compiled.bytes_moved,
-                         m.compiled.graph_breaks, m.compiled.recompiles])
-        print(tabulate(rows, headers=["test", "kind", "eager launches", "compiled launches",
-                                      "eager bytes", "compiled bytes", "graph breaks",
-                                      "recompiles"], intfmt=","))
+        rows = [[printable(m.key), "train" if m.train else "infer",
+                 *(metric.read(m) for metric in SHOWN)]
+                for _, m in sorted(block.entries.items())]
+        print(tabulate(rows, headers=["test", "kind", *(
+            f"{metric.mode} {metric.brief}" if len(of(metric.field)) > 1 else metric.brief
+            for metric in SHOWN)], intfmt=","))
         print()
     return 0
 

@@ -18,9 +18,9 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from .record import Measurement
+from .record import Measurement, Timing
 
 Unit = Literal["count", "bytes", "flops", "flop_per_byte", "seconds", "ratio", "fraction",
                "percent"]
@@ -41,8 +41,8 @@ class Metric:
     name: str
     read: Callable[[Measurement], float | None]
     unit: Unit
-    #: How a person reads it: ``compiled kernel launches``.
-    label: str
+    #: How a person reads it, without the mode: ``kernel launches``.
+    words: str
     better: Literal["lower", "higher"] = "lower"
     gate: Gate | None = None
     #: The same code gives the same value on every run (counts, bytes, FLOPs, peak memory);
@@ -78,9 +78,9 @@ class Metric:
         return self.name.split(".", 1)[-1]
 
     @property
-    def words(self) -> str:
-        """The label without the mode: ``kernel launches``."""
-        return self.label.removeprefix(f"{self.mode} ") if self.mode else self.label
+    def label(self) -> str:
+        """How a person reads it: ``compiled kernel launches``."""
+        return f"{self.mode} {self.words}" if self.mode else self.words
 
     @property
     def brief(self) -> str:
@@ -105,30 +105,16 @@ class Metric:
         return self.printed or self.name.replace(".", " ")
 
 
-def _mode_field(mode: str, name: str) -> Callable[[Measurement], float | None]:
+def _reader(mode: str, path: str) -> Callable[[Measurement], float | None]:
+    """Reads ``<mode>.<path>`` of a measurement (``compiled.time.median``): None where a step
+    is missing, the value is no finite number, or a timing has no samples."""
     def read(m: Measurement) -> float | None:
-        return _number(getattr(getattr(m, mode), name))
-    return read
-
-
-def _timing(mode: str, statistic: str) -> Callable[[Measurement], float | None]:
-    def read(m: Measurement) -> float | None:
-        timing = getattr(m, mode).time
-        return None if timing is None or not timing.samples else getattr(timing, statistic)
-    return read
-
-
-def _utilisation(mode: str, name: str) -> Callable[[Measurement], float | None]:
-    def read(m: Measurement) -> float | None:
-        utilisation = getattr(m, mode).utilisation
-        return None if utilisation is None else _number(getattr(utilisation, name))
-    return read
-
-
-def _nvml(mode: str) -> Callable[[Measurement], float | None]:
-    def read(m: Measurement) -> float | None:
-        nvml = getattr(m, mode).nvml
-        return None if nvml is None else _number(nvml.gpu_util_percent)
+        value: object = getattr(m, mode)
+        for part in path.split("."):
+            if value is None or (isinstance(value, Timing) and not value.samples):
+                return None
+            value = getattr(value, part)
+        return _number(value)
     return read
 
 
@@ -138,94 +124,77 @@ def _number(value: object) -> float | None:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def _modes(field: str, unit: Unit, words: str, *, path: str = "", compiled_only: bool = False,
+           eager: dict[str, Any] | None = None, compiled: dict[str, Any] | None = None,
+           **shared: Any) -> list[Metric]:
+    """``field`` in each mode (``compiled_only``: the compiled mode), read from ``path``
+    (default: the field), with the attributes ``shared`` and each mode's own (``compiled``:
+    its gate and export names)."""
+    own = {"eager": eager or {}, "compiled": compiled or {}}
+    return [Metric(f"{mode}.{field}", _reader(mode, path or field), unit, words,
+                   **shared, **own[mode])
+            for mode in MODES if mode == "compiled" or not compiled_only]
+
+
+def _ratio(name: str, of_field: str, short: str, **shared: Any) -> Metric:
+    """Eager ÷ compiled of ``of_field``, read from the measurement's property ``name``."""
+    return Metric(name, lambda m: _number(getattr(m, name)), "ratio", name.replace("_", " "),
+                  better="higher", history=False, printed=name, short=short, column=short,
+                  ratio_of=of_field, **shared)
+
+
 def _catalogue() -> tuple[Metric, ...]:
-    metrics: list[Metric] = []
-    for mode in MODES:
-        compiled = mode == "compiled"
-
-        def field_metric(name: str, unit: Unit, words: str, *, gate: Gate | None = None,
-                         deterministic: bool = True, printed: str = "", bencher: str = "",
-                         benchmark: str = "", short: str = "", column: str = "",
-                         chart: str = "", context: tuple[str, ...] = (),
-                         mode: str = mode) -> Metric:
-            return Metric(f"{mode}.{name}", _mode_field(mode, name), unit, f"{mode} {words}",
-                          gate=gate, deterministic=deterministic, printed=printed,
-                          bencher=bencher, benchmark=benchmark, short=short, column=column,
-                          chart=chart, context=context)
-
-        def compiled_only(metric: Metric, compiled: bool = compiled) -> list[Metric]:
-            return [metric] if compiled else []
-
-        metrics += [
-            field_metric("kernel_launches", "count", "kernel launches",
-                         gate="exact" if compiled else None,
-                         bencher="compiled-kernel-launches" if compiled else "",
-                         benchmark="compiled kernel launches" if compiled else "",
-                         context=("eager.kernel_launches", "fusion_ratio") if compiled else (),
-                         short="launches", column="launches", chart="launches"),
-            field_metric("bytes_moved", "bytes", "bytes moved",
-                         gate="bytes_tolerance" if compiled else None,
-                         bencher="compiled-bytes-moved" if compiled else "",
-                         benchmark="compiled bytes moved" if compiled else "",
-                         context=("eager.bytes_moved", "traffic_ratio") if compiled else (),
-                         short="bytes", column="bytes", chart="bytes"),
-            field_metric("flops", "flops", "FLOPs"),
-            Metric(f"{mode}.arithmetic_intensity", _mode_field(mode, "arithmetic_intensity"),
-                   "flop_per_byte", f"{mode} arithmetic intensity", better="higher",
-                   history=False),
-            field_metric("peak_memory", "bytes", "peak memory",
-                         gate="memory_tolerance" if compiled else None,
-                         bencher="compiled-peak-memory" if compiled else "",
-                         benchmark="compiled peak memory" if compiled else "",
-                         context=("eager.peak_memory", "memory_ratio") if compiled else (),
-                         column="peak mem", chart="memory"),
-            # Compiled only: dynamo's graphs, breaks, recompiles and compile time.
-            *compiled_only(field_metric("graphs", "count", "graphs")),
-            *compiled_only(field_metric("graph_breaks", "count", "graph breaks", gate="exact",
-                                        printed="graph_breaks", bencher="graph-breaks",
-                                        benchmark="graph breaks", column="breaks",
-                                        context=("compiled.graphs", "compiled.recompiles"),
-                                        chart="breaks")),
-            *compiled_only(field_metric("recompiles", "count", "recompiles", gate="exact",
-                                        printed="recompiles", column="recompiles",
-                                        chart="breaks")),
-            *compiled_only(field_metric("compile_seconds", "seconds", "compile time",
-                                        deterministic=False)),
-            field_metric("device_seconds", "seconds", "device time", deterministic=False),
-            Metric(f"{mode}.time_median", _timing(mode, "median"), "seconds",
-                   f"{mode} median time", gate="time" if compiled else None,
-                   deterministic=False, printed=f"{mode} time_median_s",
-                   bencher="latency" if compiled else "",
-                   benchmark="compiled median time" if compiled else "", chart="time",
-                   spread=f"{mode}.time_iqr"),
-            Metric(f"{mode}.time_iqr", _timing(mode, "iqr"), "seconds", f"{mode} time IQR",
-                   deterministic=False),
-            Metric(f"{mode}.bandwidth_utilisation",
-                   _utilisation(mode, "bandwidth_utilisation"), "fraction",
-                   f"{mode} bandwidth utilisation", better="higher",
-                   gate="utilisation_tolerance" if compiled else None, deterministic=False),
-            Metric(f"{mode}.flop_utilisation", _utilisation(mode, "flop_utilisation"),
-                   "fraction", f"{mode} FLOP utilisation", better="higher",
-                   gate="utilisation_tolerance" if compiled else None, deterministic=False),
-            Metric(f"{mode}.nvml_gpu_util_percent", _nvml(mode), "percent",
-                   f"{mode} NVML GPU utilisation", better="higher",
-                   gate="nvml" if compiled else None, deterministic=False, history=False),
-        ]
-    metrics += [
-        Metric("fusion_ratio", lambda m: m.fusion_ratio, "ratio", "fusion ratio",
-               better="higher", history=False, printed="fusion_ratio", short="fusion",
-               column="fusion", ratio_of="kernel_launches"),
-        Metric("traffic_ratio", lambda m: m.traffic_ratio, "ratio", "traffic ratio",
-               better="higher", history=False, printed="traffic_ratio", short="traffic",
-               column="traffic", ratio_of="bytes_moved"),
-        Metric("memory_ratio", lambda m: m.memory_ratio, "ratio", "memory ratio",
-               better="higher", history=False, printed="memory_ratio", short="memory",
-               column="memory", ratio_of="peak_memory"),
-        Metric("speedup", lambda m: m.speedup, "ratio", "speedup", better="higher",
-               deterministic=False, history=False, printed="speedup", column="speedup",
-               ratio_of="time_median"),
+    timing: dict[str, Any] = {"deterministic": False}
+    gpu: dict[str, Any] = {"better": "higher", "deterministic": False}
+    metrics = [
+        *_modes("kernel_launches", "count", "kernel launches", short="launches",
+                column="launches", chart="launches", compiled={
+                    "gate": "exact", "bencher": "compiled-kernel-launches",
+                    "benchmark": "compiled kernel launches",
+                    "context": ("eager.kernel_launches", "fusion_ratio")}),
+        *_modes("bytes_moved", "bytes", "bytes moved", short="bytes", column="bytes",
+                chart="bytes", compiled={
+                    "gate": "bytes_tolerance", "bencher": "compiled-bytes-moved",
+                    "benchmark": "compiled bytes moved",
+                    "context": ("eager.bytes_moved", "traffic_ratio")}),
+        *_modes("flops", "flops", "FLOPs"),
+        *_modes("arithmetic_intensity", "flop_per_byte", "arithmetic intensity",
+                better="higher", history=False),
+        *_modes("peak_memory", "bytes", "peak memory", column="peak mem", chart="memory",
+                compiled={"gate": "memory_tolerance", "bencher": "compiled-peak-memory",
+                          "benchmark": "compiled peak memory",
+                          "context": ("eager.peak_memory", "memory_ratio")}),
+        # What dynamo compiles exists in the compiled mode only.
+        *_modes("graphs", "count", "graphs", compiled_only=True),
+        *_modes("graph_breaks", "count", "graph breaks", compiled_only=True, gate="exact",
+                printed="graph_breaks", bencher="graph-breaks", benchmark="graph breaks",
+                column="breaks", chart="breaks",
+                context=("compiled.graphs", "compiled.recompiles")),
+        *_modes("recompiles", "count", "recompiles", compiled_only=True, gate="exact",
+                printed="recompiles", column="recompiles", chart="breaks"),
+        *_modes("compile_seconds", "seconds", "compile time", compiled_only=True, **timing),
+        *_modes("device_seconds", "seconds", "device time", **timing),
+        *_modes("time_median", "seconds", "median time", path="time.median", chart="time",
+                eager={"printed": "eager time_median_s", "spread": "eager.time_iqr"},
+                compiled={"gate": "time", "printed": "compiled time_median_s",
+                          "spread": "compiled.time_iqr", "bencher": "latency",
+                          "benchmark": "compiled median time"}, **timing),
+        *_modes("time_iqr", "seconds", "time IQR", path="time.iqr", **timing),
+        *_modes("bandwidth_utilisation", "fraction", "bandwidth utilisation",
+                path="utilisation.bandwidth_utilisation",
+                compiled={"gate": "utilisation_tolerance"}, **gpu),
+        *_modes("flop_utilisation", "fraction", "FLOP utilisation",
+                path="utilisation.flop_utilisation",
+                compiled={"gate": "utilisation_tolerance"}, **gpu),
+        *_modes("nvml_gpu_util_percent", "percent", "NVML GPU utilisation",
+                path="nvml.gpu_util_percent", history=False, compiled={"gate": "nvml"}, **gpu),
+        _ratio("fusion_ratio", "kernel_launches", "fusion"),
+        _ratio("traffic_ratio", "bytes_moved", "traffic"),
+        _ratio("memory_ratio", "peak_memory", "memory"),
+        _ratio("speedup", "time_median", "speedup", deterministic=False),
     ]
-    return tuple(metrics)
+    # Eager metrics first, then compiled, then the ratios (a stable sort keeps field order).
+    return tuple(sorted(metrics, key=lambda m: (MODES + ("",)).index(m.mode)))
 
 
 #: Every metric, in the order reports and failures list them within a mode.

@@ -36,6 +36,7 @@ from .compare import judge
 from .devices import give_worker_a_card
 from .fixture import FixtureSettings, measured_key, settings_key
 from .history import HistoryError, check_history, record_session
+from .metrics import BY_NAME
 from .results import RESULTS_SCHEMA, ResultEntry, ResultsError, RunResults, TestError
 from .settings import (
     Rules,
@@ -462,16 +463,22 @@ def _short_error(report: pytest.TestReport) -> str:
     return text[-1] if text else f"{report.when} failed"
 
 
+#: What a test's ``perfguard`` report section says of its measurement, mode by mode.
+SECTION_METRICS = ("compiled.kernel_launches", "compiled.bytes_moved", "compiled.graph_breaks",
+                   "eager.kernel_launches")
+
+
 def _entry_summary(entry: ResultEntry) -> str:
+    """``KEY: regressed; compiled 5 launches, 4096 bytes, 1 graph breaks; eager 7 launches``."""
     from .reporting._format import printable
 
     m = entry.measurement
-    return (
-        f"{printable(m.key)}: {entry.verdict.status}; compiled {m.compiled.describe('kernel_launches')} "
-        f"launches, {m.compiled.describe('bytes_moved')} bytes, "
-        f"{m.compiled.describe('graph_breaks')} graph breaks; eager "
-        f"{m.eager.describe('kernel_launches')} launches"
-    )
+    said: dict[str, list[str]] = {}
+    for metric in map(BY_NAME.__getitem__, SECTION_METRICS):
+        value = getattr(m, metric.mode).describe(metric.field)
+        said.setdefault(metric.mode, []).append(f"{value} {metric.brief}")
+    return "; ".join([f"{printable(m.key)}: {entry.verdict.status}",
+                      *(f"{mode} {', '.join(parts)}" for mode, parts in said.items())])
 
 
 __all__ = ["PerfguardPlugin", "PerfguardSession", "run_scopes"]

@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import jinja2
 from markupsafe import Markup
 
-from ..reporting._format import count, human_bytes, human_seconds, md_escape
+from ..metrics import CATALOGUE, Metric
+from ..metrics import CHARTS as METRIC_CHARTS
+from ..reporting._format import formatted, md_escape
 from ..reporting._svg import COMPILED_COLOUR, EAGER_COLOUR
 from ..results import RunResults
 from . import _chart
@@ -41,38 +43,29 @@ CHARTED_STEADY = 50
 LISTED_UNCHARTED = 500
 
 
+#: A chart line's colour: a mode's, else (a chart of several fields) these, in order.
+_COLOURS = {"eager": EAGER_COLOUR, "compiled": COMPILED_COLOUR}
+_FIELD_COLOURS = ("#c62828", "#6a1b9a")
+
+
 @dataclass(frozen=True)
 class ChartSpec:
+    """A trend chart (:data:`..metrics.CHARTS`) and the catalogue metrics drawn in it."""
+
     id: str
     title: str
-    metrics: tuple[tuple[str, str, str], ...]  # (metric, legend name, colour)
-    value_text: Callable[[float | None], str]
-    binary: bool = False
-    #: metric -> metric holding its IQR (drawn as a band of that width).
-    bands: tuple[tuple[str, str], ...] = ()
+    metrics: tuple[Metric, ...]
+
+    def legend(self, index: int) -> tuple[str, str]:
+        """Line ``index``'s name and colour: its mode where the chart holds one field."""
+        metric = self.metrics[index]
+        if len({m.field for m in self.metrics}) == 1:
+            return metric.mode, _COLOURS[metric.mode]
+        return metric.brief, _FIELD_COLOURS[index]
 
 
-CHARTS: tuple[ChartSpec, ...] = (
-    ChartSpec("launches", "Kernel launches per call",
-              (("eager.kernel_launches", "eager", EAGER_COLOUR),
-               ("compiled.kernel_launches", "compiled", COMPILED_COLOUR)), count),
-    ChartSpec("bytes", "Bytes moved per call",
-              (("eager.bytes_moved", "eager", EAGER_COLOUR),
-               ("compiled.bytes_moved", "compiled", COMPILED_COLOUR)), human_bytes,
-              binary=True),
-    ChartSpec("memory", "Peak memory per call",
-              (("eager.peak_memory", "eager", EAGER_COLOUR),
-               ("compiled.peak_memory", "compiled", COMPILED_COLOUR)), human_bytes,
-              binary=True),
-    ChartSpec("breaks", "Graph breaks and recompiles (compiled)",
-              (("compiled.graph_breaks", "graph breaks", "#c62828"),
-               ("compiled.recompiles", "recompiles", "#6a1b9a")), count),
-    ChartSpec("time", "Median time per call (band: IQR)",
-              (("eager.time_median", "eager", EAGER_COLOUR),
-               ("compiled.time_median", "compiled", COMPILED_COLOUR)), human_seconds,
-              bands=(("eager.time_median", "eager.time_iqr"),
-                     ("compiled.time_median", "compiled.time_iqr"))),
-)
+CHARTS = tuple(ChartSpec(chart, title, tuple(m for m in CATALOGUE if m.chart == chart))
+               for chart, title in METRIC_CHARTS.items())
 
 #: Rows of the markdown summary, in order.
 SUMMARY_METRICS = ("compiled.kernel_launches", "eager.kernel_launches", "compiled.bytes_moved",
@@ -243,26 +236,26 @@ def render_history_html(view: HistoryView, *, title: str = "perfguard history") 
         missing: list[str] = []
         for spec in CHARTS:
             lines = []
-            for metric, name, colour in spec.metrics:
-                values = history.values.get(metric)
+            for number, metric in enumerate(spec.metrics):
+                values = history.values.get(metric.name)
                 if values is None or all(v is None for v in values):
                     continue
-                band_metric = dict(spec.bands).get(metric)
                 band = None
-                if band_metric and band_metric in history.values:
+                if metric.spread in history.values:
                     band = [None if iqr is None else iqr / 2
-                            for iqr in history.values[band_metric]]
-                lines.append(_chart.Line(name, colour, list(values), band,
-                                         steps=not is_timing(metric)))
+                            for iqr in history.values[metric.spread]]
+                lines.append(_chart.Line(*spec.legend(number), list(values), band,
+                                         steps=metric.deterministic))
             if not lines:
                 missing.append(spec.title.split(" (")[0].lower())
                 continue
-            metrics = {metric for metric, _, _ in spec.metrics}
+            metrics = {metric.name for metric in spec.metrics}
             steps = [_chart.Step(s.index, s.commit, s.text) for s in history.steps
                      if s.metric in metrics]
+            first = spec.metrics[0]
             charts.append((spec.title, Markup(_chart.trend_chart(
-                f"t{index}-{spec.id}", spec.title, view.columns, lines, spec.value_text,
-                steps=_dedupe(steps), binary=spec.binary))))
+                f"t{index}-{spec.id}", spec.title, view.columns, lines,
+                partial(formatted, first), steps=_dedupe(steps), binary=first.unit == "bytes"))))
         tests.append(_TestView(history.anchor, history.key, history.environment_label,
                                history.environment_key, [s.text for s in history.steps],
                                charts, missing))

@@ -35,7 +35,7 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from ..metrics import CATALOGUE, Metric
+from ..metrics import BY_NAME, CATALOGUE, Metric
 from ..record import Measurement, Timing
 from ..results import RunResults
 from ._format import count, ratio
@@ -75,26 +75,23 @@ def _benchmark_names(results: RunResults) -> list[tuple[str, Measurement]]:
     return named
 
 
-#: github-action-benchmark's unit and tooltip text per exported field.
-_BENCHMARK_UNITS = {"kernel_launches": "launches", "bytes_moved": "bytes",
-                    "peak_memory": "bytes", "graph_breaks": "graph breaks", "time_median": "s"}
-
-
-def _extra(field: str, m: Measurement) -> str:
-    compiled, eager = m.compiled, m.eager
-    if field == "kernel_launches":
-        return (f"eager {count(eager.kernel_launches)} launches; "
-                f"fusion ratio {ratio(m.fusion_ratio)}")
-    if field == "bytes_moved":
-        return f"eager {count(eager.bytes_moved)} bytes; traffic ratio {ratio(m.traffic_ratio)}"
-    if field == "peak_memory":
-        return f"eager {count(eager.peak_memory)} bytes; memory ratio {ratio(m.memory_ratio)}"
-    if field == "graph_breaks":
-        return f"{count(compiled.graphs)} graphs; {count(compiled.recompiles)} recompiles"
-    timing = compiled.time
-    assert timing is not None
-    return (f"median of {len(timing.samples)} samples ({timing.clock}), "
-            f"IQR {timing.iqr:.3g} s")
+def _extra(metric: Metric, m: Measurement) -> str:
+    """github-action-benchmark's tooltip: the values of the metric's context (``eager 5
+    launches; fusion ratio 3.00x``), or how a median time was measured."""
+    if metric.spread:
+        timing = getattr(m, metric.mode).time
+        assert timing is not None
+        return (f"median of {len(timing.samples)} samples ({timing.clock}), "
+                f"IQR {timing.iqr:.3g} s")
+    parts = []
+    for other in map(BY_NAME.__getitem__, metric.context):
+        value = other.read(m)
+        if other.unit == "ratio":
+            parts.append(f"{other.label} {ratio(value)}")
+        else:  # the mode is said where it is not the exported metric's
+            mode = f"{other.mode} " if other.mode != metric.mode else ""
+            parts.append(f"{mode}{count(value)} {other.export_unit}")
+    return "; ".join(parts)
 
 
 def _exported(m: Measurement, service: str) -> list[tuple[Metric, float]]:
@@ -117,8 +114,8 @@ def _github_action_benchmark(results: RunResults) -> list[dict[str, Any]]:
         env = m.environment.label()
         for metric, value in _exported(m, "benchmark"):
             benches.append({"name": f"{name} - {metric.benchmark}",
-                            "unit": _BENCHMARK_UNITS[metric.field], "value": value,
-                            "extra": f"{_extra(metric.field, m)}\n{env}"})
+                            "unit": metric.export_unit, "value": value,
+                            "extra": f"{_extra(metric, m)}\n{env}"})
     return benches
 
 
