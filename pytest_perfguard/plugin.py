@@ -463,22 +463,19 @@ def _short_error(report: pytest.TestReport) -> str:
     return text[-1] if text else f"{report.when} failed"
 
 
-#: What a test's ``perfguard`` report section says of its measurement, mode by mode.
-SECTION_METRICS = ("compiled.kernel_launches", "compiled.bytes_moved", "compiled.graph_breaks",
-                   "eager.kernel_launches")
-
-
 def _entry_summary(entry: ResultEntry) -> str:
     """``KEY: regressed; compiled 5 launches, 4096 bytes, 1 graph breaks; eager 7 launches``."""
     from .reporting._format import printable
 
     m = entry.measurement
-    said: dict[str, list[str]] = {}
-    for metric in map(BY_NAME.__getitem__, SECTION_METRICS):
-        value = getattr(m, metric.mode).describe(metric.field)
-        said.setdefault(metric.mode, []).append(f"{value} {metric.brief}")
-    return "; ".join([f"{printable(m.key)}: {entry.verdict.status}",
-                      *(f"{mode} {', '.join(parts)}" for mode, parts in said.items())])
+
+    def said(mode: str, *fields: str) -> str:
+        return f"{mode} " + ", ".join(f"{getattr(m, mode).describe(field)} "
+                                      f"{BY_NAME[f'{mode}.{field}'].brief}" for field in fields)
+
+    return (f"{printable(m.key)}: {entry.verdict.status}; "
+            f"{said('compiled', 'kernel_launches', 'bytes_moved', 'graph_breaks')}; "
+            f"{said('eager', 'kernel_launches')}")
 
 
 __all__ = ["PerfguardPlugin", "PerfguardSession", "run_scopes"]

@@ -8,7 +8,6 @@ Content-Security-Policy that forbids every fetch; commit links are plain navigat
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from markupsafe import Markup
 
 from ..metrics import CATALOGUE, Metric
 from ..metrics import CHARTS as METRIC_CHARTS
-from ..reporting._format import formatted, md_escape
+from ..reporting._format import anchor, formatted, md_escape
 from ..reporting._svg import COMPILED_COLOUR, EAGER_COLOUR
 from ..results import RunResults
 from . import _chart
@@ -97,19 +96,12 @@ class TestHistory:
 
     @property
     def anchor(self) -> str:
-        return "history-" + entry_id_for(self.key, "\0".join((*self.identity,
-                                                              self.environment_key)))
+        """An HTML id that stays the same for the same test and environment across reports."""
+        return anchor("history", self.key, *self.identity, self.environment_key)
 
     def has_current_change(self) -> bool:
         """Whether the last column (the current run) differs from the run before it."""
         return any(step.index == len(self.statuses) - 1 for step in self.steps)
-
-
-def entry_id_for(key: str, environment_key: str) -> str:
-    """An HTML id that stays the same for the same test and environment across reports."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", key).lower()[:48].strip("-")
-    digest = hashlib.sha1(f"{key}\0{environment_key}".encode()).hexdigest()[:8]
-    return f"{slug}-{digest}" if slug else digest
 
 
 @dataclass

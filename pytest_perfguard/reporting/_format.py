@@ -101,17 +101,13 @@ def metric_value(metric: str, value: float | None) -> str:
     """A value of a :class:`~pytest_perfguard.compare.Change` metric in that metric's unit,
     as the catalogue (:mod:`..metrics`) gives it; ``metric`` in any spelling perfguard
     prints (``"compiled peak_memory"``, ``"memory_ratio"``)."""
-    metric_info = lookup(metric)
-    return _in_unit(metric_info.unit if metric_info is not None else "count", value)
+    known = lookup(metric)
+    return formatted(known, value) if known is not None else count(value)
 
 
 def formatted(metric: Metric, value: float | None) -> str:
     """``value`` of ``metric`` in its unit, short: ``4.00 MiB``, ``1,024``, ``3.00x``."""
-    return _in_unit(metric.unit, value)
-
-
-def _in_unit(unit: str, value: float | None) -> str:
-    return MISSING if value is None else _BY_UNIT[unit](value)
+    return MISSING if value is None else _BY_UNIT[metric.unit](value)
 
 
 _BY_UNIT: dict[str, Callable[[float], str]] = {

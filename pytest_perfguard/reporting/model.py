@@ -456,14 +456,16 @@ def _test_view(entry: ResultEntry, env_key: str, several: bool, shared: _Reasons
 
 
 def _text(metric: Metric, m: Measurement) -> str:
-    """``metric``'s value in ``m`` as text. The speedup (eager/compiled median time) is shown
-    only when both timings are trustworthy: a ratio of a noisy timing (a 48x "speedup" of
-    one stalled eager call) is no number; a median time comes with its spread."""
-    if metric.name == "speedup" and m.speedup is not None and not m.timing_trusted:
-        return "n/a (noisy)"
+    """``metric``'s value in ``m`` as text; a median time with its spread. A ratio of timings
+    (the speedup) is shown only when both are trustworthy: a ratio of a noisy timing (a 48x
+    "speedup" of one stalled eager call) is no number."""
     if metric.spread:
         return _timing(getattr(m, metric.mode))
-    return formatted(metric, metric.read(m))
+    value = metric.read(m)
+    if value is not None and metric.ratio_of and not metric.deterministic \
+            and not m.timing_trusted:
+        return "n/a (noisy)"
+    return formatted(metric, value)
 
 
 def _change_view(change: Change, hints: list[str]) -> ChangeView:
