@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .record import Measurement, Timing
 
@@ -227,15 +227,21 @@ SUMMARY = ("kernel_launches", "bytes_moved", "peak_memory", "compiled.flops", "f
 DETAILS = ("kernel_launches", "bytes_moved", "peak_memory", "flops", "arithmetic_intensity",
            "time_median", "graphs", "graph_breaks", "recompiles", "compile_seconds",
            "device_seconds")
-#: Chart id -> title. The run report draws eager-vs-compiled bars of each chart that holds one
+class Chart(NamedTuple):
+    title: str
+    #: What a lower value means, said in the run report's caption of its bars.
+    lower: str = ""
+
+
+#: Chart id -> chart. The run report draws eager-vs-compiled bars of each chart that holds one
 #: deterministic field; the history report draws each over its runs. A metric's
 #: :attr:`Metric.chart` puts it in one.
 CHARTS = {
-    "launches": "Kernel launches per call",
-    "bytes": "Bytes moved per call",
-    "memory": "Peak memory per call",
-    "breaks": "Graph breaks and recompiles (compiled)",
-    "time": "Median time per call (band: IQR)",
+    "launches": Chart("Kernel launches per call", "fewer is better: fusion"),
+    "bytes": Chart("Bytes moved per call", "fewer is better: less memory traffic"),
+    "memory": Chart("Peak memory per call", "lower is better: the most bytes alive at once"),
+    "breaks": Chart("Graph breaks and recompiles (compiled)"),
+    "time": Chart("Median time per call (band: IQR)"),
 }
 
 def _words(text: str) -> list[str]:
@@ -295,5 +301,5 @@ def values(measurement: Measurement, *, history_only: bool = False) -> dict[str,
     return found
 
 
-__all__ = ["BY_NAME", "CATALOGUE", "CHARTS", "DETAILS", "GATED", "MODES", "SUMMARY", "Gate",
+__all__ = ["BY_NAME", "CATALOGUE", "CHARTS", "Chart", "DETAILS", "GATED", "MODES", "SUMMARY", "Gate",
            "Metric", "Unit", "canonical", "lookup", "of", "values"]

@@ -30,7 +30,7 @@ renamed = {m.name: dataclasses.replace(m, words="kernel dispatches", short="disp
            for m in metrics.CATALOGUE if m.field == "kernel_launches"}
 metrics.CATALOGUE = tuple(renamed.get(m.name, m) for m in metrics.CATALOGUE)
 metrics.BY_NAME.update(renamed)
-metrics.CHARTS["launches"] = "Kernel dispatches per call"
+metrics.CHARTS["launches"] = metrics.Chart("Kernel dispatches per call", "fewer is better")
 
 from report_factory import sample_results
 from pytest_perfguard.cli import main
@@ -82,7 +82,9 @@ def test_a_metric_renamed_in_the_catalogue_is_renamed_in_every_report(tmp_path: 
     html = out["html"]
     assert "<th class=\"num\">Kernel dispatches (eager → compiled)</th>" in html
     assert '<title id="chart-launches-title">Kernel dispatches per call</title>' in html
-    assert "Kernel launches per call<" not in html
+    assert "<figcaption>Kernel dispatches per call, eager vs compiled (fewer is better; log " \
+        "scale)</figcaption>" in html
+    assert "Kernel launches" not in html
 
     units = {bench["name"].rsplit(" - ", 1)[1]: bench["unit"] for bench in out["export"]}
     assert units["compiled kernel launches"] == "dispatches"  # the export's name is kept
@@ -96,3 +98,20 @@ def test_a_metric_renamed_in_the_catalogue_is_renamed_in_every_report(tmp_path: 
     assert "launches" not in out["show"]
 
     assert '<title id="t0-launches-title">Kernel dispatches per call</title>' in out["history"]
+
+
+def test_every_bar_chart_says_when_nothing_was_measured() -> None:
+    """Each catalogue bar chart has its figure, and says so where no test measured its
+    metric (a run whose kernel launches were all unavailable used to stop the HTML report)."""
+    from report_factory import sample_results
+
+    from pytest_perfguard.reporting import render_html
+
+    results = sample_results()
+    for entry in results.entries:
+        entry.measurement.eager.kernel_launches = None
+        entry.measurement.compiled.kernel_launches = None
+    html = render_html(results)
+    assert ('<p class="no-data" id="chart-launches-missing">No kernel launches in these '
+            "results: they were measured without it.</p>") in html
+    assert 'id="chart-bytes"' in html and 'id="chart-memory"' in html

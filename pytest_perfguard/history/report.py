@@ -63,8 +63,8 @@ class ChartSpec:
         return metric.brief, _FIELD_COLOURS[index]
 
 
-CHARTS = tuple(ChartSpec(chart, title, tuple(m for m in CATALOGUE if m.chart == chart))
-               for chart, title in METRIC_CHARTS.items())
+CHARTS = tuple(ChartSpec(chart, spec.title, tuple(m for m in CATALOGUE if m.chart == chart))
+               for chart, spec in METRIC_CHARTS.items())
 
 #: Rows of the markdown summary, in order.
 SUMMARY_METRICS = ("compiled.kernel_launches", "eager.kernel_launches", "compiled.bytes_moved",

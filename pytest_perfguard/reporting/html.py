@@ -84,6 +84,10 @@ def render_html(
         unchanged_note=_unchanged_note(unchanged, unchanged_details),
         links=links,
         summary_columns=SUMMARY_COLUMNS,
+        bar_charts=[(f"chart-{chart}", f"{CHARTS[chart].title}, eager vs compiled "
+                     f"({CHARTS[chart].lower}; log scale)",
+                     f"No {metric.words} in these results: they were measured without it.")
+                    for chart, (metric, _) in BAR_CHARTS.items()],
         charts=_charts(view.tests, detailed),
         roofline_missing=_roofline_missing(view.tests),
         script=Markup(FILTER_SCRIPT),
@@ -201,7 +205,7 @@ def _charts(tests: list[TestView], detailed: list[TestView]) -> dict[str, Markup
             for t in shown
         ]
         charts[f"chart-{chart}"] = Markup(_svg.grouped_bars(
-            f"chart-{chart}", CHARTS[chart], rows, partial(formatted, metric), note=note,
+            f"chart-{chart}", CHARTS[chart].title, rows, partial(formatted, metric), note=note,
             binary=metric.unit == "bytes"))
 
     change_rows = [
