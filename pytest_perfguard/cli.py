@@ -32,7 +32,7 @@ from .baseline import (
 )
 from .compare import judge
 from .history.cli import add_history_parser
-from .metrics import of
+from .metrics import metrics_of
 from .record import Measurement
 from .reporting._format import printable
 from .results import ResultEntry, ResultsError, RunResults, open_results
@@ -165,7 +165,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 #: The metrics ``perfguard show`` lists per baseline entry (a field measured in both modes
 #: is headed with its mode: ``eager launches``).
 SHOWN = tuple(metric for field in ("kernel_launches", "bytes_moved", "graph_breaks", "recompiles")
-              for metric in of(field))
+              for metric in metrics_of(field))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -185,7 +185,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
                  *(metric.read(m) for metric in SHOWN)]
                 for _, m in sorted(block.entries.items())]
         print(tabulate(rows, headers=["test", "kind", *(
-            f"{metric.mode} {metric.brief}" if len(of(metric.field)) > 1 else metric.brief
+            f"{metric.mode} {metric.brief}" if len(metrics_of(metric.field)) > 1 else metric.brief
             for metric in SHOWN)], intfmt=","))
         print()
     return 0

@@ -208,7 +208,7 @@ GATED: tuple[Metric, ...] = tuple(
                           "nvml_gpu_util_percent", "time_median").index(m.field)))
 
 
-def of(entry: str) -> tuple[Metric, ...]:
+def metrics_of(entry: str) -> tuple[Metric, ...]:
     """The metrics a layout entry names: ``compiled.flops`` that one; a field
     (``kernel_launches``) each mode's, eager first; a ratio (``fusion_ratio``) itself."""
     if entry in BY_NAME:
@@ -302,4 +302,4 @@ def values(measurement: Measurement, *, history_only: bool = False) -> dict[str,
 
 
 __all__ = ["BY_NAME", "CATALOGUE", "CHARTS", "Chart", "DETAILS", "GATED", "MODES", "SUMMARY", "Gate",
-           "Metric", "Unit", "canonical", "lookup", "of", "values"]
+           "Metric", "Unit", "canonical", "lookup", "metrics_of", "values"]

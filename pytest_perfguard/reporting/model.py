@@ -19,7 +19,7 @@ from collections.abc import Sized
 from dataclasses import asdict, dataclass
 
 from ..compare import STATUS_ORDER, Change, unique_hints
-from ..metrics import CATALOGUE, CHARTS, DETAILS, MODES, SUMMARY, Metric, of
+from ..metrics import CATALOGUE, CHARTS, DETAILS, MODES, SUMMARY, Metric, metrics_of
 from ..record import MIN_TRUSTED_SAMPLES, Allocation, Environment, Kernel, Measurement, ModeRecord
 from ..results import ResultEntry, RunResults, TestError
 from ._format import (
@@ -46,7 +46,7 @@ TOP_ALLOCATIONS = 5
 ERROR_MESSAGE_CHARS = 8000
 
 #: The summary row's metrics (:data:`..metrics.SUMMARY`), a field's two modes together.
-SUMMARY_METRICS = [of(entry) for entry in SUMMARY]
+SUMMARY_METRICS = [metrics_of(entry) for entry in SUMMARY]
 
 #: The charts the HTML report draws as eager-against-compiled bars: those of one
 #: deterministic field measured in both modes (chart id -> its eager and compiled metric).
@@ -205,7 +205,7 @@ class TestView:
 def _summary_header(metrics: tuple[Metric, ...]) -> str:
     """``Kernel launches (eager → compiled)``, ``FLOPs (compiled)``, ``Graph breaks``."""
     first = metrics[0]
-    if len(metrics) > 1 or len(of(first.field)) > 1:  # the modes shown, where there are two
+    if len(metrics) > 1 or len(metrics_of(first.field)) > 1:  # the modes shown, where there are two
         return f"{first.title} ({arrow(*(m.mode for m in metrics))})"
     return first.title
 
@@ -491,18 +491,26 @@ def _timing(mode: ModeRecord) -> str:
     return f"{human_seconds(timing.median)} ± {human_seconds(timing.iqr)} IQR{noisy}"
 
 
+def _detail_row(field: str) -> tuple[str, str, list[Metric | None], Metric | None]:
+    by_mode = {metric.mode: metric for metric in metrics_of(field)}
+    return field, by_mode["compiled"].title, [by_mode.get(mode) for mode in MODES], \
+        RATIOS.get(field)
+
+
+#: The metric table's rows (:data:`..metrics.DETAILS`): field, title, each mode's metric (None
+#: where the field is compiled only) and the ratio of the two modes, if any.
+_DETAIL_ROWS = [_detail_row(field) for field in DETAILS]
+
+
 def _metric_table(m: Measurement) -> Table:
     """A row per :data:`..metrics.DETAILS` field: eager, compiled (empty where the field is
     compiled only), and the ratio of the two; device time only where it was measured."""
     rows = []
-    for field in DETAILS:
-        by_mode = {metric.mode: metric for metric in of(field)}
-        if field == "device_seconds" and all(x.read(m) is None for x in by_mode.values()):
+    for field, title, by_mode, ratio in _DETAIL_ROWS:
+        texts = [_text(metric, m) if metric else "" for metric in by_mode]
+        if field == "device_seconds" and all(text == MISSING for text in texts):
             continue
-        ratio = RATIOS.get(field)
-        rows.append([by_mode["compiled"].title,
-                     *(_text(by_mode[mode], m) if mode in by_mode else "" for mode in MODES),
-                     f"{ratio.brief} {_text(ratio, m)}" if ratio else ""])
+        rows.append([title, *texts, f"{ratio.brief} {_text(ratio, m)}" if ratio else ""])
     return Table("Metrics", METRIC_COLUMNS, rows)
 
 
