@@ -18,9 +18,10 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from .record import Measurement, Timing
+if TYPE_CHECKING:  # no import at run time: a record may read the catalogue
+    from .record import Measurement
 
 Unit = Literal["count", "bytes", "flops", "flop_per_byte", "seconds", "ratio", "fraction",
                "percent"]
@@ -111,7 +112,7 @@ def _reader(mode: str, path: str) -> Callable[[Measurement], float | None]:
     def read(m: Measurement) -> float | None:
         value: object = getattr(m, mode)
         for part in path.split("."):
-            if value is None or (isinstance(value, Timing) and not value.samples):
+            if value is None or getattr(value, "samples", None) == []:  # an empty timing
                 return None
             value = getattr(value, part)
         return _number(value)
