@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from ..reporting._svg import FONT, WIDTH, nice_ceiling
+from ..reporting._svg import WIDTH, nice_ceiling, svg_open
 
 HEIGHT = 250
 LEFT, RIGHT, TOP, BOTTOM = 86, 24, 44, 46
@@ -95,16 +95,9 @@ def trend_chart(chart_id: str, title: str, columns: Sequence[Column], lines: Seq
     def y_of(value: float) -> float:
         return TOP + plot_height * (1 - max(0.0, value) / axis_max)
 
-    cid = escape(chart_id)
     desc = (f"{', '.join(line.name for line in lines)} over {count} runs, oldest left"
             + (f"; {len(steps)} step(s) marked" if steps else ""))
-    out = [
-        f'<svg class="chart trend" id="{cid}" role="img" aria-labelledby="{cid}-title '
-        f'{cid}-desc" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
-        f'font-family="{escape(FONT)}" font-size="12" style="max-width:100%;height:auto">',
-        f'<title id="{cid}-title">{escape(title)}</title>',
-        f'<desc id="{cid}-desc">{escape(desc)}</desc>',
-    ]
+    out = svg_open(chart_id, HEIGHT, title, desc, css="chart trend")
     x = float(LEFT)
     for line in lines:
         out.append(f'<rect x="{x:.1f}" y="12" width="12" height="12" fill="{line.colour}"/>')

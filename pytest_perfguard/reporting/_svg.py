@@ -62,10 +62,12 @@ class Roof:
     label: str
 
 
-def _open(chart_id: str, height: float, title: str, desc: str) -> list[str]:
+def svg_open(chart_id: str, height: float, title: str, desc: str,
+             css: str = "chart") -> list[str]:
+    """An ``<svg>`` element's opening tag with its ``<title>`` and ``<desc>``."""
     cid = escape(chart_id)
     return [
-        f'<svg class="chart" id="{cid}" role="img" aria-labelledby="{cid}-title {cid}-desc" '
+        f'<svg class="{css}" id="{cid}" role="img" aria-labelledby="{cid}-title {cid}-desc" '
         f'viewBox="0 0 {WIDTH} {height:.0f}" width="{WIDTH}" height="{height:.0f}" '
         f'font-family="{escape(FONT)}" font-size="12" '
         f'style="max-width:100%;height:auto">',
@@ -207,7 +209,7 @@ def grouped_bars(
                     binary=binary)
     desc = (f"{len(rows)} tests; eager and compiled {title.lower()}, on a logarithmic axis. "
             f"{note}").strip()
-    out = _open(chart_id, height, title, desc)
+    out = svg_open(chart_id, height, title, desc)
     out += _legend(plot_left, 18, [("eager", EAGER_COLOUR), ("compiled", COMPILED_COLOUR)])
     if note:
         out.append(f'<text x="{WIDTH - 8}" y="19" text-anchor="end" fill="#555">'
@@ -264,7 +266,7 @@ def change_bars(chart_id: str, title: str, rows: Sequence[ChangeRow], *, note: s
     magnitudes = [abs(r.relative) for r in rows if r.relative is not None]
     scale_max = min(CHANGE_CAP, nice_ceiling(max(magnitudes, default=0.1)))
     desc = f"Relative change of {len(rows)} metrics against the baseline. {note}".strip()
-    out = _open(chart_id, height, title, desc)
+    out = svg_open(chart_id, height, title, desc)
     out += _legend(plot_left, 18, [(name, DIRECTION_COLOURS[name]) for name in DIRECTION_COLOURS])
     if note:
         out.append(f'<text x="{WIDTH - 8}" y="19" text-anchor="end" fill="#555">'
@@ -333,7 +335,7 @@ def roofline(chart_id: str, title: str, points: Sequence[RoofPoint], roofs: Sequ
     desc = (f"Roofline: {len(points)} measurements; arithmetic intensity in FLOP per byte "
             f"(log scale) against achieved FLOP/s (log scale), under the peak bandwidth "
             f"slope and the peak FLOP/s roof.")
-    out = _open(chart_id, height, title, desc)
+    out = svg_open(chart_id, height, title, desc)
     out += _legend(left, 20, [("eager", EAGER_COLOUR), ("compiled", COMPILED_COLOUR),
                               ("device roof", "#333")])
     for power in range(x_lo, x_hi + 1):

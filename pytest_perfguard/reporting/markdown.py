@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..results import RunResults
 from ._format import MISSING, html_inline, md_escape, printable, truncate
@@ -386,9 +387,7 @@ def _regression(test: TestView) -> list[str]:
         hints = change.hints[:SUMMARY_HINTS]
         if len(change.hints) > SUMMARY_HINTS:
             hints.append(f"... and {len(change.hints) - SUMMARY_HINTS} more hints")
-        changes.append(ChangeView(change.metric, change.direction, change.values, change.exact,
-                                  [truncate(h, 500) for h in hints], change.relative,
-                                  change.increased))
+        changes.append(replace(change, hints=[truncate(h, 500) for h in hints]))
     numbers = " · ".join(f"{metrics[0].brief} {arrow(*(test.values[m.name] for m in metrics))}"
                          for metrics in SUMMARY_METRICS if len(metrics) > 1)
     return [f"**{_code(truncate(test.label, 300))}** · {md_escape(numbers)}", "",
