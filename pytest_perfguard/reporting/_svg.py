@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from html import escape
 
 from ._format import _scaled, human_si, truncate
+from .model import DeviceRoof
 
 WIDTH = 880
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
@@ -53,13 +54,6 @@ class RoofPoint:
     mode: str
     intensity: float
     flops_per_second: float
-
-
-@dataclass
-class Roof:
-    peak_bytes_per_second: float
-    peak_flops_per_second: float
-    label: str
 
 
 def svg_open(chart_id: str, height: float, title: str, desc: str,
@@ -314,7 +308,7 @@ def _decade_label(power: int, unit: str) -> str:
 POINT_LABELS_UP_TO = 16
 
 
-def roofline(chart_id: str, title: str, points: Sequence[RoofPoint], roofs: Sequence[Roof]) -> str:
+def roofline(chart_id: str, title: str, points: Sequence[RoofPoint], roofs: Sequence[DeviceRoof]) -> str:
     """Arithmetic intensity (log x) against achieved FLOP/s (log y) under the device roofs."""
     height, left, right, top, bottom = 460, 104, 24, 40, 52
     plot_w, plot_h = WIDTH - left - right, height - top - bottom

@@ -239,8 +239,7 @@ def _charts(tests: list[TestView], detailed: list[TestView]) -> dict[str, Markup
     if points:
         charts["chart-roofline"] = Markup(_svg.roofline(
             "chart-roofline", "Roofline: achieved FLOP/s against arithmetic intensity", points,
-            [_svg.Roof(r.peak_bytes_per_second, r.peak_flops_per_second, r.label)
-             for r in list(roofs.values())[:3]]))
+            list(roofs.values())[:3]))
     return charts
 
 
