@@ -18,10 +18,9 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-if TYPE_CHECKING:  # no import at run time: a record may read the catalogue
-    from .record import Measurement
+from .record import Measurement, Timing
 
 Unit = Literal["count", "bytes", "flops", "flop_per_byte", "seconds", "ratio", "fraction",
                "percent"]
@@ -112,7 +111,7 @@ def _reader(mode: str, path: str) -> Callable[[Measurement], float | None]:
     def read(m: Measurement) -> float | None:
         value: object = getattr(m, mode)
         for part in path.split("."):
-            if value is None or getattr(value, "samples", None) == []:  # an empty timing
+            if value is None or (isinstance(value, Timing) and not value.samples):
                 return None
             value = getattr(value, part)
         return _number(value)
@@ -228,7 +227,11 @@ SUMMARY = ("kernel_launches", "bytes_moved", "peak_memory", "compiled.flops", "f
 DETAILS = ("kernel_launches", "bytes_moved", "peak_memory", "flops", "arithmetic_intensity",
            "time_median", "graphs", "graph_breaks", "recompiles", "compile_seconds",
            "device_seconds")
+
+
 class Chart(NamedTuple):
+    """A chart of the run report and the history report."""
+
     title: str
     #: What a lower value means, said in the run report's caption of its bars.
     lower: str = ""
@@ -244,6 +247,7 @@ CHARTS = {
     "breaks": Chart("Graph breaks and recompiles (compiled)"),
     "time": Chart("Median time per call (band: IQR)"),
 }
+
 
 def _words(text: str) -> list[str]:
     words = [word for word in re.split(r"[\s.\-]+", text.strip().lower()) if word]
