@@ -190,8 +190,8 @@ def _catalogue() -> tuple[Metric, ...]:
                 path="nvml.gpu_util_percent", history=False, compiled={"gate": "nvml"}, **gpu),
         _ratio("fusion_ratio", "kernel_launches", "fusion"),
         _ratio("traffic_ratio", "bytes_moved", "traffic"),
-        _ratio("memory_ratio", "peak_memory", "memory"),
         _ratio("speedup", "time_median", "speedup", deterministic=False),
+        _ratio("memory_ratio", "peak_memory", "memory"),
     ]
     # Eager metrics first, then compiled, then the ratios (a stable sort keeps field order).
     return tuple(sorted(metrics, key=lambda m: (MODES + ("",)).index(m.mode)))
