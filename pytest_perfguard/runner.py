@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from .collectors import _torch_private as private
 from .collectors import memory, traces
 from .collectors.bytes_compiled import compiled_bytes
 from .collectors.bytes_eager import count_bytes, count_bytes_and_flops, count_flops
@@ -31,6 +30,8 @@ from .collectors.numerics import (
     iter_tensors,
     model_precision,
 )
+from .collectors.private import aten, backends, dynamo, inductor, inductor_bytes
+from .collectors.private.model import is_dropout
 from .collectors.state import InputSet, StartState, describe_inputs, input_tensors
 from .inputs import Inputs
 from .record import (
@@ -108,7 +109,7 @@ class _Call:
     loss: Callable[[Any], Any] | None = None
     label: str = "eager"
     backend: str = ""
-    recorder: private.CompileRecorder | None = None
+    recorder: dynamo.CompileRecorder | None = None
     #: Per input set: the gradients fed to backward (made once, outside measured calls).
     grad_outputs: dict[int, list[torch.Tensor] | None] = field(default_factory=dict)
 
@@ -281,27 +282,27 @@ def measure(
     named_params: list[tuple[str, torch.Tensor]] = [
         (name, p) for name, p in model.named_parameters() if p.requires_grad
     ] if isinstance(model, torch.nn.Module) else []
-    inner_backend = private.make_backend(options.backend, options.mode, options.dynamic,
+    inner_backend = backends.make_backend(options.backend, options.mode, options.dynamic,
                                          options.compile_options)
-    recorder = private.CompileRecorder()
+    recorder = dynamo.CompileRecorder()
     env = fingerprint(
         device, backend=options.backend, mode=options.mode, dynamic=options.dynamic,
         fullgraph=options.fullgraph, mode_config=getattr(inner_backend, "config", None),
         compile_options=options.compile_options,
     )
     state = StartState(model, sets)
-    with _leave_as_found(state), private.quiet_trace_log():
+    with _leave_as_found(state), dynamo.quiet_trace_log():
         every_set = list(range(len(sets)))
         eager = _Call(model, state, every_set, options.train, named_params, loss=options.loss,
                       label="eager")
-        private.reset_dynamo()
+        dynamo.reset_dynamo()
         # Training with dropout: numerics against a compile that draws eager's random
         # numbers, made and forgotten before the measured compile (which draws its own).
         checked = _check_random_training(model, eager, inner_backend, options, test_id)
         if checked:
-            private.reset_dynamo()
+            dynamo.reset_dynamo()
         compiled_fn = torch.compile(
-            model, backend=private.recording_backend(inner_backend, recorder),
+            model, backend=backends.recording_backend(inner_backend, recorder),
             dynamic=options.dynamic, fullgraph=options.fullgraph,
         )
         compiled = _Call(compiled_fn, state, every_set, options.train, named_params,
@@ -313,7 +314,7 @@ def measure(
 
         codes: list[str] = []
         with _compile_context(recorder, profile, options.compile_options) as missing_config, \
-                private.capture_output_code(codes), private.capture_graph_break_log(recorder):
+                inductor.capture_output_code(codes), dynamo.capture_graph_break_log(recorder):
             recorder.start()
             first_call_seconds = 0.0
             per_set: list[Numerics] = list(checked)
@@ -374,7 +375,7 @@ def measure(
                 # Recompiles over the warm-up and profiled calls only: the number of timed
                 # calls depends on the time budget and on load, and the count must not.
                 compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
-                compiled_record.recompile_details = private.recompile_details(recorder)
+                compiled_record.recompile_details = dynamo.recompile_details(recorder)
                 state.restore()
                 _time_interleaved(eager, compiled, device, options.repeats,
                                   eager_record, compiled_record,
@@ -392,7 +393,7 @@ def measure(
             else:
                 compiled_record.compile_seconds = first_call_seconds
                 compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
-                compiled_record.recompile_details = private.recompile_details(recorder)
+                compiled_record.recompile_details = dynamo.recompile_details(recorder)
                 for record in (eager_record, compiled_record):
                     for metric in ("kernel_launches", "bytes_moved", "flops", "time", "peak_memory"):
                         record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
@@ -459,7 +460,7 @@ def _active_dropout(model: Any) -> list[tuple[str, torch.nn.Module]]:
     if not isinstance(model, torch.nn.Module):
         return []
     return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training
+            if is_dropout(m) and m.training
             and float(getattr(m, "p", 0.0)) > 0]
 
 
@@ -475,7 +476,7 @@ def _random_in_training(model: Any, eager: _Call) -> str:
         return f"dropout in training: {len(active)} Dropout module(s) active"
     eager.state.restore()
     try:
-        random_ops = private.random_ops_called(lambda: eager.run(eager.sets[0]))
+        random_ops = aten.random_ops_called(lambda: eager.run(eager.sets[0]))
     except Exception:  # the model's own error is raised by the measured calls
         random_ops = []
     return f"random ops in training: {', '.join(random_ops)}" if random_ops else ""
@@ -496,7 +497,7 @@ def _check_random_training(model: Any, eager: _Call, backend: Any, options: Prof
             or (options.compile_options or {}).get("fallback_random")):
         return []
     why = _random_in_training(model, eager)
-    patch = private.fallback_random() if why else None
+    patch = inductor.fallback_random() if why else None
     if patch is None:
         return []
     note = (f"checked against a second compile with inductor's fallback_random ({why}): it "
@@ -533,7 +534,7 @@ def _randomness_note(model: Any, eager: _Call) -> str:
             reasons.append(f"dropout is active: {len(active)} Dropout module(s) in training "
                            f"mode, e.g. {examples}{more}")
     try:
-        random_ops = private.random_ops_called(lambda: eager.run(eager.sets[0]))
+        random_ops = aten.random_ops_called(lambda: eager.run(eager.sets[0]))
     except Exception:  # the note is best effort; the mismatch itself is already reported
         random_ops = []
     if random_ops:
@@ -586,7 +587,7 @@ def _profile_each_set(
     eager: _Call,
     compiled: _Call,
     device: torch.device,
-    recorder: private.CompileRecorder,
+    recorder: dynamo.CompileRecorder,
     options: ProfileOptions,
     shapes: list[ShapeRecord],
     sets: list[InputSet],
@@ -673,7 +674,7 @@ def _sum_records(total: ModeRecord, parts: list[ModeRecord]) -> None:
 
 
 def _fill_bytes_breakdown(
-    eager_record: ModeRecord, compiled_record: ModeRecord, recorder: private.CompileRecorder
+    eager_record: ModeRecord, compiled_record: ModeRecord, recorder: dynamo.CompileRecorder
 ) -> None:
     """Where compiled code moves more bytes than eager: its largest kernels by bytes (the
     scheduler nodes of the graphs compiled on the first call, inductor's own count)."""
@@ -687,7 +688,7 @@ def _fill_bytes_breakdown(
         compiled_record.unavailable["bytes_breakdown"] = (
             f"no kernel list for compiled graph(s) {', '.join(unlisted)} (an inductor cache "
             "entry written without it; clear "
-            f"{private.measurement_cache_dir() or 'the inductor cache'})")
+            f"{inductor.measurement_cache_dir() or 'the inductor cache'})")
         return
     nodes = [KernelBytes(kernel=n.kernel, bytes=n.bytes, ops=list(n.ops), reads=list(n.reads),
                          writes=list(n.writes), graph=compile_id)
@@ -698,13 +699,13 @@ def _fill_bytes_breakdown(
 
 
 @contextlib.contextmanager
-def _compile_context(recorder: private.CompileRecorder, profile: bool,
+def _compile_context(recorder: dynamo.CompileRecorder, profile: bool,
                      compile_options: dict[str, Any] | None) -> Iterator[list[str]]:
     if not profile:
         yield []
         return
-    with private.measurement_compile_config(compile_options) as missing, \
-            private.capture_inductor_bytes(recorder):
+    with inductor.measurement_compile_config(compile_options) as missing, \
+            inductor_bytes.capture_inductor_bytes(recorder):
         yield missing
 
 
@@ -714,13 +715,13 @@ def _sync(device: torch.device) -> None:
 
 
 def _fill_compile_metrics(
-    record: ModeRecord, recorder: private.CompileRecorder, break_reasons: list[str]
+    record: ModeRecord, recorder: dynamo.CompileRecorder, break_reasons: list[str]
 ) -> None:
     """Graphs and graph breaks of the first call, counted as ``torch._dynamo.explain``
     counts them: ``graph_breaks`` is the graphs compiled minus one (every occurrence: a
     break in a repeated layer, and a frame dynamo runs eagerly between graphs, count too;
     dynamo's restarts and repeated hand-overs of one compile id are one graph, see
-    :func:`private.recording_backend`).
+    :func:`backends.recording_backend`).
 
     ``graph_break_details`` lists each site once, at the user's ``file:line``, with how
     many graphs ended there (explain's ``break_reasons`` at that line). Sites where dynamo
@@ -736,7 +737,7 @@ def _fill_compile_metrics(
     first = [g for g in recorder.graphs if not g.after_first_call]
     record.graphs = len(first)
     record.graph_breaks = max(len(first) - 1, 0)
-    stated = {_first_line(g.reason) for g in first if not private.is_bare_reason(g.reason)}
+    stated = {_first_line(g.reason) for g in first if not dynamo.is_bare_reason(g.reason)}
     unstated = [r for r in break_reasons if _first_line(r) not in stated]
     sites: dict[str, GraphBreak] = {}
     for graph in first:
@@ -745,16 +746,16 @@ def _fill_compile_metrics(
         location, function = "unknown", ""
         if graph.user_frame is not None:
             filename, lineno, function = graph.user_frame
-            location = private.user_location(filename, lineno)
+            location = dynamo.user_location(filename, lineno)
         reason = graph.reason
-        if private.is_bare_reason(reason) and unstated:
+        if dynamo.is_bare_reason(reason) and unstated:
             reason = "\n".join(unstated)
         _add_site(sites, location, function, reason, 1)
     _add_logged_sites(sites, recorder, {g.compile_id for g in first if g.graph_break})
     record.graph_break_details = list(sites.values())
 
 
-def _add_logged_sites(sites: dict[str, GraphBreak], recorder: private.CompileRecorder,
+def _add_logged_sites(sites: dict[str, GraphBreak], recorder: dynamo.CompileRecorder,
                       ended: set[str]) -> None:
     """Sites from dynamo's graph-break log of the first call, each with the compiles that
     broke there. The log also holds the breaks of the graphs above (their compile ids
@@ -763,11 +764,11 @@ def _add_logged_sites(sites: dict[str, GraphBreak], recorder: private.CompileRec
     known_reasons = {_first_line(site.reason) for site in sites.values()}
     logged: dict[str, set[str]] = {}
     for seen in recorder.break_log:
-        location = private.user_location(seen.filename, seen.lineno)
+        location = dynamo.user_location(seen.filename, seen.lineno)
         if seen.after_first_call or seen.compile_id in ended:
             continue
         if location not in logged:
-            calls_disabled = bool(private.clean_break_reason(seen.reason)[1])
+            calls_disabled = bool(dynamo.clean_break_reason(seen.reason)[1])
             if location in sites or (_first_line(seen.reason) in known_reasons
                                      and not calls_disabled):
                 continue
@@ -782,7 +783,7 @@ def _add_site(sites: dict[str, GraphBreak], location: str, function: str, reason
     if location in sites:
         sites[location].count += count
         return
-    reason, disabled = private.clean_break_reason(reason)
+    reason, disabled = dynamo.clean_break_reason(reason)
     sites[location] = GraphBreak(reason=reason, location=location, function=function,
                                  count=count, disabled=disabled)
 
@@ -796,7 +797,7 @@ def _profile_mode(
     device: torch.device,
     record: ModeRecord,
     *,
-    recorder: private.CompileRecorder | None,
+    recorder: dynamo.CompileRecorder | None,
     backend: str = "",
     trace_dir: Path | None = None,
 ) -> None:
@@ -812,8 +813,8 @@ def _profile_mode(
         for index in call.sets:
             for _, leaf in call.state.grad_leaves[index]:
                 leaf.grad = None
-    # Compiled: inductor's C++ kernels named in the profile (see private.annotated_kernels).
-    names = private.annotated_kernels() if recorder is not None else contextlib.nullcontext()
+    # Compiled: inductor's C++ kernels named in the profile (see inductor.annotated_kernels).
+    names = inductor.annotated_kernels() if recorder is not None else contextlib.nullcontext()
     with names, profile(activities=activities, record_shapes=recorder is not None,
                         profile_memory=True) as prof, memory.cuda_peak(device) as cuda_peak:
         # Kept (outputs, and gradients when training) so peak memory can name their shapes.

@@ -3,7 +3,7 @@ estimate for eager ops between graphs (after a graph break).
 
 Inductor's count (``GraphLowering.count_bytes()``: each scheduler node's read/write buffer
 sizes, what pytorch's ``test/inductor/test_perf.py`` asserts) arrives per compile id through
-``_torch_private.capture_inductor_bytes``; which graphs ran in the profiled call comes from
+``private.inductor_bytes.capture_inductor_bytes``; which graphs ran in the profiled call comes from
 the ``Torch-Compiled Region: <id>`` events the kernel counter noted, one per execution.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._torch_private import CompileRecorder
 from .kernels import KernelCount
+from .private.dynamo import CompileRecorder
 
 _DTYPE_BYTES: dict[str, int] = {
     "float": 4, "double": 8, "c10::Half": 2, "c10::BFloat16": 2, "Half": 2, "BFloat16": 2,
