@@ -82,6 +82,7 @@ class CompileRecorder:
     bytes_by_compile_id: dict[str, int] = field(default_factory=dict)
     #: compile id -> each scheduler node's bytes (what inductor's count is made of).
     nodes_by_compile_id: dict[str, list[NodeBytes]] = field(default_factory=dict)
+    #: Set by :meth:`end_first_call`: graphs compiled from then on are recompiles.
     first_call_done: bool = False
     #: The input set being run (graphs compiled meanwhile are attributed to it).
     input_set: int = 0
@@ -96,6 +97,9 @@ class CompileRecorder:
     #: dynamo's compilation metrics that existed at :meth:`start`, by ``id`` (kept alive
     #: here so that no new one can take an id), see :func:`recompile_details`.
     metrics_at_start: dict[int, Any] = field(default_factory=dict)
+    #: Each distinct reason ``counters["graph_break"]`` gained over the first call (it
+    #: counts a break once per restart of dynamo's analysis, so counts are not kept).
+    first_call_break_reasons: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
@@ -104,11 +108,13 @@ class CompileRecorder:
         self.break_counts_at_start = graph_break_counter_reasons()
         self.metrics_at_start = {id(m): m for m in _compilation_metrics() or ()}
 
-    def break_reasons_since_start(self) -> list[str]:
-        """Each distinct reason ``counters["graph_break"]`` gained since :meth:`start` (it
-        counts a break once per restart of dynamo's analysis, so counts are not kept)."""
+    def end_first_call(self) -> None:
+        """Call after the first compiled call: what compiles from here is a recompile, and
+        the graph-break reasons dynamo counted since :meth:`start` are kept."""
+        self.first_call_done = True
         now = graph_break_counter_reasons()
-        return [r for r, n in now.items() if n > self.break_counts_at_start.get(r, 0)]
+        self.first_call_break_reasons = [r for r, n in now.items()
+                                         if n > self.break_counts_at_start.get(r, 0)]
 
 
 def _compilation_metrics() -> list[Any] | None:
