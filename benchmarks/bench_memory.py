@@ -34,13 +34,11 @@ sys.path.insert(0, str(ROOT / "example_project"))
 
 from tinymodels import MLP, GPTBlock, SmallConvNet  # noqa: E402
 
-from pytest_perfguard.collectors._torch_private import (  # noqa: E402
-    measurement_compile_config,
-    memory_trace,
-    reset_dynamo,
-)
 from pytest_perfguard.collectors.kernels import count_cpu_kernels  # noqa: E402
 from pytest_perfguard.collectors.memory import peak_memory  # noqa: E402
+from pytest_perfguard.collectors.private.dynamo import reset_dynamo  # noqa: E402
+from pytest_perfguard.collectors.private.inductor import measurement_compile_config  # noqa: E402
+from pytest_perfguard.collectors.private.profiler import memory_trace  # noqa: E402
 from pytest_perfguard.runner import ProfileOptions, _Call, measure  # noqa: E402
 
 REPEATS = 25

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_perfguard import runner  # noqa: E402
+from pytest_perfguard.collectors import timing  # noqa: E402
 from pytest_perfguard.collectors.cpu_wait import RunQueueWait, stalled  # noqa: E402
 from pytest_perfguard.runner import ProfileOptions, measure  # noqa: E402
 
@@ -80,7 +80,7 @@ def pin_process(cpus: set[int]) -> None:
 def with_burst() -> None:
     """Pin the process to one CPU for 1.5 s whenever the timed calls start."""
     cpus = os.sched_getaffinity(0)
-    timed = runner._time_interleaved
+    timed = timing.time_interleaved
 
     def burst_then_time(*args: Any, **kwargs: Any) -> None:
         pin_process({min(cpus)})
@@ -92,7 +92,7 @@ def with_burst() -> None:
             release.cancel()
             pin_process(cpus)
 
-    runner._time_interleaved = burst_then_time  # type: ignore[assignment]
+    timing.time_interleaved = burst_then_time  # type: ignore[assignment]
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Run a model eager and compiled, and turn what the collectors saw into a Measurement.
 
-The only module besides ``collectors/`` that imports torch. It knows the order of the runs;
-the collectors know how to measure.
+The only module besides ``collectors/`` that imports torch. It knows how the model is
+called (:class:`_Call`) and the order of the runs (:func:`measure`); the collectors know
+how to measure.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from typing import Any
 
 import torch
 
-from .collectors import _torch_private as private
-from .collectors import memory, traces
-from .collectors.bytes_compiled import compiled_bytes
+from .collectors import graphs, memory, timing, traces
+from .collectors.bytes_compiled import compiled_bytes, record_bytes_breakdown
 from .collectors.bytes_eager import count_bytes, count_bytes_and_flops, count_flops
 from .collectors.environment import fingerprint
 from .collectors.events import rows_from_profiler
@@ -31,22 +31,18 @@ from .collectors.numerics import (
     iter_tensors,
     model_precision,
 )
+from .collectors.private import aten, backends, dynamo, inductor, inductor_bytes
+from .collectors.private.model import is_dropout
 from .collectors.state import InputSet, StartState, describe_inputs, input_tensors
 from .inputs import Inputs
 from .record import (
-    GraphBreak,
     Kernel,
-    KernelBytes,
     Measurement,
     ModeRecord,
     Numerics,
     ShapeRecord,
-    Timing,
 )
 from .settings import ProfileOptions
-
-#: How many of the compiled kernels that move the most bytes a measurement keeps.
-BYTES_BREAKDOWN_SIZE = 10
 
 
 class ModelError(Exception):
@@ -95,9 +91,11 @@ class _Call:
     """One way of calling the model (eager or compiled), inference or training.
 
     A call runs the model once on each of ``sets`` (the indices of the input sets), on the
-    inputs :class:`StartState` last prepared. Only the model's own code (and its
-    backward, and a ``loss=`` callable) is wrapped as :class:`ModelError`; anything that
-    goes wrong in perfguard's own handling is perfguard's error and says so.
+    inputs :class:`StartState` last prepared: a probe that needs the start state calls
+    ``state.restore()`` first; calls in a row (warm-up, timing) do not. Only the model's
+    own code (and its backward, and a ``loss=`` callable) is wrapped as
+    :class:`ModelError`; anything that goes wrong in perfguard's own handling is
+    perfguard's error and says so.
     """
 
     fn: Callable[..., Any]
@@ -105,10 +103,11 @@ class _Call:
     sets: list[int]
     train: bool
     named_params: list[tuple[str, torch.Tensor]]
+    device: torch.device
     loss: Callable[[Any], Any] | None = None
     label: str = "eager"
     backend: str = ""
-    recorder: private.CompileRecorder | None = None
+    recorder: dynamo.CompileRecorder | None = None
     #: Per input set: the gradients fed to backward (made once, outside measured calls).
     grad_outputs: dict[int, list[torch.Tensor] | None] = field(default_factory=dict)
 
@@ -268,7 +267,10 @@ def measure(
 ) -> Measurement:
     """Measure ``model(*args, **kwargs)`` (or each of ``options.inputs``) eager and compiled.
 
-    With ``profile=False`` (pytest without ``--perfguard``) the model runs once per mode and
+    The first call of each mode checks numerics and compiles (graphs, graph breaks); with
+    ``profile`` the probes follow, each from the start state: one profiled call per mode
+    and input set (launches, bytes, FLOPs, peak memory), recompiles, time, NVML. With
+    ``profile=False`` (pytest without ``--perfguard``) the model runs once per mode and
     input set, and only numerics, graphs and graph breaks are recorded.
     ``options.full_timing`` asks for ``options.repeats`` clean timed calls per mode; without
     it the time is a reported number and costs a small bounded budget.
@@ -281,104 +283,58 @@ def measure(
     named_params: list[tuple[str, torch.Tensor]] = [
         (name, p) for name, p in model.named_parameters() if p.requires_grad
     ] if isinstance(model, torch.nn.Module) else []
-    inner_backend = private.make_backend(options.backend, options.mode, options.dynamic,
-                                         options.compile_options)
-    recorder = private.CompileRecorder()
+    inner_backend = backends.make_backend(options.backend, options.mode, options.dynamic,
+                                          options.compile_options)
+    recorder = dynamo.CompileRecorder()
     env = fingerprint(
         device, backend=options.backend, mode=options.mode, dynamic=options.dynamic,
         fullgraph=options.fullgraph, mode_config=getattr(inner_backend, "config", None),
         compile_options=options.compile_options,
     )
     state = StartState(model, sets)
-    with _leave_as_found(state), private.quiet_trace_log():
-        every_set = list(range(len(sets)))
-        eager = _Call(model, state, every_set, options.train, named_params, loss=options.loss,
-                      label="eager")
-        private.reset_dynamo()
+    eager_record, compiled_record = ModeRecord(mode="eager"), ModeRecord(mode="compiled")
+    shapes: list[ShapeRecord] = []
+    codes: list[str] = []
+    with _leave_as_found(state), dynamo.quiet_trace_log():
+        eager = _Call(model, state, list(range(len(sets))), options.train, named_params,
+                      device, loss=options.loss)
+        dynamo.reset_dynamo()
         # Training with dropout: numerics against a compile that draws eager's random
         # numbers, made and forgotten before the measured compile (which draws its own).
         checked = _check_random_training(model, eager, inner_backend, options, test_id)
         if checked:
-            private.reset_dynamo()
-        compiled_fn = torch.compile(
-            model, backend=private.recording_backend(inner_backend, recorder),
-            dynamic=options.dynamic, fullgraph=options.fullgraph,
-        )
-        compiled = _Call(compiled_fn, state, every_set, options.train, named_params,
-                         loss=options.loss, label="compiled", backend=options.backend,
-                         recorder=recorder)
-        eager_record = ModeRecord(mode="eager")
-        compiled_record = ModeRecord(mode="compiled")
-        shapes: list[ShapeRecord] = []
-
-        codes: list[str] = []
+            dynamo.reset_dynamo()
+        compiled = replace(eager, label="compiled", backend=options.backend, recorder=recorder,
+                           grad_outputs={}, fn=torch.compile(
+                               model, backend=backends.recording_backend(inner_backend, recorder),
+                               dynamic=options.dynamic, fullgraph=options.fullgraph))
         with _compile_context(recorder, profile, options.compile_options) as missing_config, \
-                private.capture_output_code(codes), private.capture_graph_break_log(recorder):
-            recorder.start()
-            first_call_seconds = 0.0
-            per_set: list[Numerics] = list(checked)
-            for index in every_set:
-                eager_out = None
-                if not checked:
-                    state.restore()
-                    eager_out = _flatten_result(eager.run(index, keep=True), options)
-                state.restore()
-                start = time.perf_counter()
-                compiled_result = compiled.run(index, keep=eager_out is not None)
-                _sync(device)
-                if index == 0:
-                    first_call_seconds = time.perf_counter() - start
-                    recorder.first_call_done = True
-                    break_reasons = recorder.break_reasons_since_start()
-                if eager_out is None:
-                    continue  # checked above
-                compiled_out = _flatten_result(compiled_result, options)
-                numerics = Numerics(checked=False)
-                if options.check_numerics:
-                    numerics = check(eager_out, compiled_out, rtol=options.rtol,
-                                     atol=options.atol, compute=model_precision(model))
-                    if not numerics.ok:
-                        state.restore()
-                        raise NumericsMismatch(
-                            _mismatch(numerics, index, len(sets), test_id, options)
-                            + _randomness_note(model, eager.only(index)))
-                per_set.append(numerics)
-                del eager_out, compiled_out, compiled_result
-            numerics = _merge_numerics(per_set, state.notes)
-
-            _fill_compile_metrics(compiled_record, recorder, break_reasons)
+                inductor.capture_output_code(codes), dynamo.capture_graph_break_log(recorder):
+            first_call_seconds, numerics = _first_calls(model, eager, compiled, checked,
+                                                        options, test_id)
+            graphs.record_graphs(compiled_record, recorder)
             if len(sets) > 1:
                 shapes = [ShapeRecord(inputs=describe_inputs(*s),
                                       compiles=sum(1 for g in recorder.graphs if g.input_set == i))
                           for i, s in enumerate(sets)]
-            if profile:
+            if not profile:
+                compiled_record.compile_seconds = first_call_seconds
+                graphs.record_recompiles(compiled_record, recorder)
+                for record in (eager_record, compiled_record):
+                    for metric in ("kernel_launches", "bytes_moved", "flops", "time", "peak_memory"):
+                        record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
+            else:
                 state.restore()
                 for _ in range(options.warmup - 1):
                     eager()
                     compiled()
-                if len(sets) == 1:
-                    state.restore()
-                    _profile_mode(eager, device, eager_record, recorder=None, trace_dir=trace_dir)
-                    _count_eager(eager, eager_record)
-                    state.restore()
-                    _profile_mode(compiled, device, compiled_record, recorder=recorder,
-                                  backend=options.backend, trace_dir=trace_dir)
-                else:
-                    _profile_each_set(eager, compiled, device, recorder, options, shapes, sets,
-                                      eager_record, compiled_record, trace_dir)
-                # Compiled kernels do the model's work: FLOPs are the program's (see README).
-                compiled_record.flops = eager_record.flops
-                if eager_record.flops is None:
-                    compiled_record.unavailable["flops"] = eager_record.unavailable.get("flops", "")
-                _fill_bytes_breakdown(eager_record, compiled_record, recorder)
+                _profile(eager, compiled, eager_record, compiled_record, shapes, trace_dir)
                 # Recompiles over the warm-up and profiled calls only: the number of timed
                 # calls depends on the time budget and on load, and the count must not.
-                compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
-                compiled_record.recompile_details = private.recompile_details(recorder)
+                graphs.record_recompiles(compiled_record, recorder)
                 state.restore()
-                _time_interleaved(eager, compiled, device, options.repeats,
-                                  eager_record, compiled_record,
-                                  full=bool(options.full_timing))
+                timing.time_interleaved(eager, compiled, device, options.repeats, eager_record,
+                                        compiled_record, full=bool(options.full_timing))
                 state.restore()
                 record_gpu_counters({"eager": eager, "compiled": compiled},
                                     {"eager": eager_record, "compiled": compiled_record},
@@ -389,13 +345,6 @@ def measure(
                 for name in missing_config:
                     compiled_record.unavailable.setdefault(
                         "kernel_launches", f"inductor config {name} missing in this torch")
-            else:
-                compiled_record.compile_seconds = first_call_seconds
-                compiled_record.recompiles = sum(1 for g in recorder.graphs if g.after_first_call)
-                compiled_record.recompile_details = private.recompile_details(recorder)
-                for record in (eager_record, compiled_record):
-                    for metric in ("kernel_launches", "bytes_moved", "flops", "time", "peak_memory"):
-                        record.unavailable[metric] = "not profiled (run pytest with --perfguard)"
 
     measurement = Measurement(
         test_id=test_id, name=options.name, train=options.train, environment=env,
@@ -404,6 +353,47 @@ def measure(
     if profile and trace_dir is not None:
         measurement.traces = traces.save_code(trace_dir, codes)
     return measurement
+
+
+def _first_calls(model: Any, eager: _Call, compiled: _Call, checked: list[Numerics],
+                 options: ProfileOptions, test_id: str) -> tuple[float, Numerics]:
+    """The first call of each mode on each input set, from the start state: the compiled
+    one compiles (the first set's call is timed, compile time included), and its output is
+    checked against eager's unless ``checked`` holds the numerics already (see
+    :func:`_check_random_training`). Returns (that time, the numerics of all sets)."""
+    __tracebackhide__ = True
+    state, recorder = eager.state, compiled.recorder
+    assert recorder is not None
+    recorder.start()
+    first_call_seconds = 0.0
+    per_set: list[Numerics] = list(checked)
+    for index in eager.sets:
+        eager_out = None
+        if not checked:
+            state.restore()
+            eager_out = _flatten_result(eager.run(index, keep=True), options)
+        state.restore()
+        start = time.perf_counter()
+        compiled_result = compiled.run(index, keep=eager_out is not None)
+        _sync(compiled.device)
+        if index == 0:
+            first_call_seconds = time.perf_counter() - start
+            recorder.end_first_call()
+        if eager_out is None:
+            continue  # checked before
+        compiled_out = _flatten_result(compiled_result, options)
+        numerics = Numerics(checked=False)
+        if options.check_numerics:
+            numerics = check(eager_out, compiled_out, rtol=options.rtol, atol=options.atol,
+                             compute=model_precision(model))
+            if not numerics.ok:
+                state.restore()
+                raise NumericsMismatch(
+                    _mismatch(numerics, index, len(eager.sets), test_id, options)
+                    + _randomness_note(model, eager.only(index)))
+        per_set.append(numerics)
+        del eager_out, compiled_out, compiled_result
+    return first_call_seconds, _merge_numerics(per_set, state.notes)
 
 
 @contextlib.contextmanager
@@ -459,7 +449,7 @@ def _active_dropout(model: Any) -> list[tuple[str, torch.nn.Module]]:
     if not isinstance(model, torch.nn.Module):
         return []
     return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training
+            if is_dropout(m) and m.training
             and float(getattr(m, "p", 0.0)) > 0]
 
 
@@ -475,7 +465,7 @@ def _random_in_training(model: Any, eager: _Call) -> str:
         return f"dropout in training: {len(active)} Dropout module(s) active"
     eager.state.restore()
     try:
-        random_ops = private.random_ops_called(lambda: eager.run(eager.sets[0]))
+        random_ops = aten.random_ops_called(lambda: eager.run(eager.sets[0]))
     except Exception:  # the model's own error is raised by the measured calls
         random_ops = []
     return f"random ops in training: {', '.join(random_ops)}" if random_ops else ""
@@ -496,7 +486,7 @@ def _check_random_training(model: Any, eager: _Call, backend: Any, options: Prof
             or (options.compile_options or {}).get("fallback_random")):
         return []
     why = _random_in_training(model, eager)
-    patch = private.fallback_random() if why else None
+    patch = inductor.fallback_random() if why else None
     if patch is None:
         return []
     note = (f"checked against a second compile with inductor's fallback_random ({why}): it "
@@ -533,7 +523,7 @@ def _randomness_note(model: Any, eager: _Call) -> str:
             reasons.append(f"dropout is active: {len(active)} Dropout module(s) in training "
                            f"mode, e.g. {examples}{more}")
     try:
-        random_ops = private.random_ops_called(lambda: eager.run(eager.sets[0]))
+        random_ops = aten.random_ops_called(lambda: eager.run(eager.sets[0]))
     except Exception:  # the note is best effort; the mismatch itself is already reported
         random_ops = []
     if random_ops:
@@ -582,59 +572,64 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
 
 
-def _profile_each_set(
-    eager: _Call,
-    compiled: _Call,
-    device: torch.device,
-    recorder: private.CompileRecorder,
-    options: ProfileOptions,
-    shapes: list[ShapeRecord],
-    sets: list[InputSet],
-    eager_record: ModeRecord,
-    compiled_record: ModeRecord,
-    trace_dir: Path | None,
-) -> None:
-    """Profile each input set on its own and sum the sets into the mode records.
+def _profile(eager: _Call, compiled: _Call, eager_record: ModeRecord,
+             compiled_record: ModeRecord, shapes: list[ShapeRecord],
+             trace_dir: Path | None) -> None:
+    """Launches, bytes moved, FLOPs and peak memory of each mode: one profiled call per
+    mode and input set, each from the start state, and eager's byte and FLOP counters.
+    Several input sets are profiled one by one and summed into the mode records, each set's
+    own numbers kept in ``shapes``.
 
     Inductor counts a graph's bytes at the shapes it was compiled for, so a set that runs a
     dynamic-shape graph compiled for another set's shapes has no compiled byte count.
     """
+    recorder = compiled.recorder
+    assert recorder is not None
     dynamic_for = {g.input_set for g in recorder.graphs if g.dynamic_shapes}
     eager_parts: list[ModeRecord] = []
     compiled_parts: list[ModeRecord] = []
-    for index, shape in enumerate(shapes):
-        eager_part, compiled_part = ModeRecord(mode="eager"), ModeRecord(mode="compiled")
-        eager.state.restore()
+    for index in eager.sets:
+        eager_part, compiled_part = eager_record, compiled_record
+        if shapes:
+            eager_part, compiled_part = ModeRecord(mode="eager"), ModeRecord(mode="compiled")
         # --perfguard-traces keeps the first input set's files.
         set_trace_dir = trace_dir if index == 0 else None
-        _profile_mode(eager.only(index), device, eager_part, recorder=None,
-                      trace_dir=set_trace_dir)
+        _profile_mode(eager.only(index), eager_part, set_trace_dir)
         _count_eager(eager.only(index), eager_part)
-        eager.state.restore()
-        _profile_mode(compiled.only(index), device, compiled_part, recorder=recorder,
-                      backend=options.backend, trace_dir=set_trace_dir)
-        foreign = [i for i in dynamic_for
-                   if i != index and describe_inputs(*sets[i]) != shape.inputs]
+        _profile_mode(compiled.only(index), compiled_part, set_trace_dir)
+        foreign = [i for i in dynamic_for if i != index and shapes[i].inputs != shapes[index].inputs]
         if foreign and compiled_part.bytes_moved is not None:
             compiled_part.bytes_moved = None
             compiled_part.unavailable["bytes_moved"] = (
                 f"runs a graph compiled with dynamic shapes for input set {foreign[0]}; "
                 "inductor counts a graph's bytes at the shapes it was compiled for "
                 "(dynamic=False compiles and counts each shape on its own)")
-        shape.eager_kernel_launches = eager_part.kernel_launches
-        shape.compiled_kernel_launches = compiled_part.kernel_launches
-        shape.eager_bytes_moved = eager_part.bytes_moved
-        shape.compiled_bytes_moved = compiled_part.bytes_moved
-        shape.eager_peak_memory = eager_part.peak_memory
-        shape.compiled_peak_memory = compiled_part.peak_memory
-        shape.flops = eager_part.flops
-        for part in (eager_part, compiled_part):
-            for metric, reason in part.unavailable.items():
-                shape.unavailable.setdefault(f"{part.mode} {metric}", reason)
-        eager_parts.append(eager_part)
-        compiled_parts.append(compiled_part)
-    _sum_records(eager_record, eager_parts)
-    _sum_records(compiled_record, compiled_parts)
+        if shapes:
+            _fill_shape(shapes[index], eager_part, compiled_part)
+            eager_parts.append(eager_part)
+            compiled_parts.append(compiled_part)
+    if shapes:
+        _sum_records(eager_record, eager_parts)
+        _sum_records(compiled_record, compiled_parts)
+    # Compiled kernels do the model's work: FLOPs are the program's (see README).
+    compiled_record.flops = eager_record.flops
+    if eager_record.flops is None:
+        compiled_record.unavailable["flops"] = eager_record.unavailable.get("flops", "")
+    record_bytes_breakdown(eager_record, compiled_record, recorder)
+
+
+def _fill_shape(shape: ShapeRecord, eager: ModeRecord, compiled: ModeRecord) -> None:
+    """One input set's own numbers."""
+    shape.eager_kernel_launches = eager.kernel_launches
+    shape.compiled_kernel_launches = compiled.kernel_launches
+    shape.eager_bytes_moved = eager.bytes_moved
+    shape.compiled_bytes_moved = compiled.bytes_moved
+    shape.eager_peak_memory = eager.peak_memory
+    shape.compiled_peak_memory = compiled.peak_memory
+    shape.flops = eager.flops
+    for part in (eager, compiled):
+        for metric, reason in part.unavailable.items():
+            shape.unavailable.setdefault(f"{part.mode} {metric}", reason)
 
 
 def _sum_records(total: ModeRecord, parts: list[ModeRecord]) -> None:
@@ -672,39 +667,14 @@ def _sum_records(total: ModeRecord, parts: list[ModeRecord]) -> None:
             total.unavailable.setdefault(metric, reason)
 
 
-def _fill_bytes_breakdown(
-    eager_record: ModeRecord, compiled_record: ModeRecord, recorder: private.CompileRecorder
-) -> None:
-    """Where compiled code moves more bytes than eager: its largest kernels by bytes (the
-    scheduler nodes of the graphs compiled on the first call, inductor's own count)."""
-    if (eager_record.bytes_moved is None or compiled_record.bytes_moved is None
-            or compiled_record.bytes_moved <= eager_record.bytes_moved):
-        return
-    first_ids = {g.compile_id for g in recorder.graphs if not g.after_first_call}
-    unlisted = sorted(i for i in first_ids if recorder.bytes_by_compile_id.get(i)
-                      and not recorder.nodes_by_compile_id.get(i))
-    if unlisted:
-        compiled_record.unavailable["bytes_breakdown"] = (
-            f"no kernel list for compiled graph(s) {', '.join(unlisted)} (an inductor cache "
-            "entry written without it; clear "
-            f"{private.measurement_cache_dir() or 'the inductor cache'})")
-        return
-    nodes = [KernelBytes(kernel=n.kernel, bytes=n.bytes, ops=list(n.ops), reads=list(n.reads),
-                         writes=list(n.writes), graph=compile_id)
-             for compile_id, found in sorted(recorder.nodes_by_compile_id.items())
-             if compile_id in first_ids for n in found]
-    nodes.sort(key=lambda k: (-k.bytes, k.graph, k.kernel, k.writes))
-    compiled_record.bytes_breakdown = nodes[:BYTES_BREAKDOWN_SIZE]
-
-
 @contextlib.contextmanager
-def _compile_context(recorder: private.CompileRecorder, profile: bool,
+def _compile_context(recorder: dynamo.CompileRecorder, profile: bool,
                      compile_options: dict[str, Any] | None) -> Iterator[list[str]]:
     if not profile:
         yield []
         return
-    with private.measurement_compile_config(compile_options) as missing, \
-            private.capture_inductor_bytes(recorder):
+    with inductor.measurement_compile_config(compile_options) as missing, \
+            inductor_bytes.capture_inductor_bytes(recorder):
         yield missing
 
 
@@ -713,95 +683,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _fill_compile_metrics(
-    record: ModeRecord, recorder: private.CompileRecorder, break_reasons: list[str]
-) -> None:
-    """Graphs and graph breaks of the first call, counted as ``torch._dynamo.explain``
-    counts them: ``graph_breaks`` is the graphs compiled minus one (every occurrence: a
-    break in a repeated layer, and a frame dynamo runs eagerly between graphs, count too;
-    dynamo's restarts and repeated hand-overs of one compile id are one graph, see
-    :func:`private.recording_backend`).
-
-    ``graph_break_details`` lists each site once, at the user's ``file:line``, with how
-    many graphs ended there (explain's ``break_reasons`` at that line). Sites where dynamo
-    broke but no graph ended (a call to a module under ``torch.compiler.disable`` in a
-    loop, where dynamo runs the whole frame eagerly) come from dynamo's graph-break log,
-    with the times dynamo broke there. A call to something under ``torch.compiler.disable``
-    is named in ``disabled``.
-
-    A graph that ended with a bare reason (``step_unsupported``: the break happened in a
-    function dynamo could not resume in, e.g. transformers' ``logger.warning_once`` inside
-    ``loss_function``) gets the reasons dynamo counted during the first call that no other
-    break states, each once (``break_reasons``)."""
-    first = [g for g in recorder.graphs if not g.after_first_call]
-    record.graphs = len(first)
-    record.graph_breaks = max(len(first) - 1, 0)
-    stated = {_first_line(g.reason) for g in first if not private.is_bare_reason(g.reason)}
-    unstated = [r for r in break_reasons if _first_line(r) not in stated]
-    sites: dict[str, GraphBreak] = {}
-    for graph in first:
-        if not graph.graph_break:
-            continue
-        location, function = "unknown", ""
-        if graph.user_frame is not None:
-            filename, lineno, function = graph.user_frame
-            location = private.user_location(filename, lineno)
-        reason = graph.reason
-        if private.is_bare_reason(reason) and unstated:
-            reason = "\n".join(unstated)
-        _add_site(sites, location, function, reason, 1)
-    _add_logged_sites(sites, recorder, {g.compile_id for g in first if g.graph_break})
-    record.graph_break_details = list(sites.values())
-
-
-def _add_logged_sites(sites: dict[str, GraphBreak], recorder: private.CompileRecorder,
-                      ended: set[str]) -> None:
-    """Sites from dynamo's graph-break log of the first call, each with the compiles that
-    broke there. The log also holds the breaks of the graphs above (their compile ids
-    ``ended``, or a frame further in that dynamo ran eagerly, like ``warning_once``): a
-    break adds a site only if it calls something disabled or its reason is not listed."""
-    known_reasons = {_first_line(site.reason) for site in sites.values()}
-    logged: dict[str, set[str]] = {}
-    for seen in recorder.break_log:
-        location = private.user_location(seen.filename, seen.lineno)
-        if seen.after_first_call or seen.compile_id in ended:
-            continue
-        if location not in logged:
-            calls_disabled = bool(private.clean_break_reason(seen.reason)[1])
-            if location in sites or (_first_line(seen.reason) in known_reasons
-                                     and not calls_disabled):
-                continue
-            _add_site(sites, location, seen.function, seen.reason, 0)
-        logged.setdefault(location, set()).add(seen.compile_id)
-    for location, compile_ids in logged.items():
-        sites[location].count = len(compile_ids)
-
-
-def _add_site(sites: dict[str, GraphBreak], location: str, function: str, reason: str,
-              count: int) -> None:
-    if location in sites:
-        sites[location].count += count
-        return
-    reason, disabled = private.clean_break_reason(reason)
-    sites[location] = GraphBreak(reason=reason, location=location, function=function,
-                                 count=count, disabled=disabled)
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def _profile_mode(
-    call: _Call,
-    device: torch.device,
-    record: ModeRecord,
-    *,
-    recorder: private.CompileRecorder | None,
-    backend: str = "",
-    trace_dir: Path | None = None,
-) -> None:
+def _profile_mode(call: _Call, record: ModeRecord, trace_dir: Path | None) -> None:
+    """One profiled call from the start state: kernel launches (and device time), peak
+    memory, and for compiled code inductor's bytes moved."""
     from torch.profiler import ProfilerActivity, profile
 
+    call.state.restore()
+    device, recorder = call.device, call.recorder
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
@@ -812,8 +700,8 @@ def _profile_mode(
         for index in call.sets:
             for _, leaf in call.state.grad_leaves[index]:
                 leaf.grad = None
-    # Compiled: inductor's C++ kernels named in the profile (see private.annotated_kernels).
-    names = private.annotated_kernels() if recorder is not None else contextlib.nullcontext()
+    # Compiled: inductor's C++ kernels named in the profile (see inductor.annotated_kernels).
+    names = inductor.annotated_kernels() if recorder is not None else contextlib.nullcontext()
     with names, profile(activities=activities, record_shapes=recorder is not None,
                         profile_memory=True) as prof, memory.cuda_peak(device) as cuda_peak:
         # Kept (outputs, and gradients when training) so peak memory can name their shapes.
@@ -840,81 +728,7 @@ def _profile_mode(
     record.kernels = counted.kernels
     if recorder is None:
         return
-    bytes_moved, reason = compiled_bytes(recorder, counted, backend)
+    bytes_moved, reason = compiled_bytes(recorder, counted, call.backend)
     if reason is not None:
         record.unavailable["bytes_moved"] = reason
     record.bytes_moved = bytes_moved
-
-
-#: Wall time not gated (the default): the time is a reported number only, so take at most
-#: this many clean calls per mode, within about this much wall time in all.
-UNGATED_CALLS = 5
-UNGATED_BUDGET_S = 0.1
-#: ... and while a mode has no clean call yet (a burst of load), up to this long.
-UNGATED_MAX_S = 0.3
-#: Wall time gated: ``repeats`` clean calls per mode; stalled calls (see
-#: ``collectors/cpu_wait.py``) are retaken for up to this long beyond the first ``repeats``
-#: pairs, to wait out a burst of load on the machine.
-GATED_WAIT_S = 5.0
-
-
-def _time_interleaved(
-    eager: _Call,
-    compiled: _Call,
-    device: torch.device,
-    repeats: int,
-    eager_record: ModeRecord,
-    compiled_record: ModeRecord,
-    *,
-    full: bool = False,
-) -> None:
-    """Per-call wall time, eager and compiled alternating (as PyTorch's dashboard does).
-
-    On the CPU a call whose threads waited for a CPU (another process ran) is not a sample
-    of the model: it is dropped and retaken, within a bounded budget. With ``full``
-    ``repeats`` clean samples per mode are wanted and a burst of load is waited out for up
-    to :data:`GATED_WAIT_S`; without it (the default) at most :data:`UNGATED_CALLS` per mode
-    within :data:`UNGATED_BUDGET_S` (:data:`UNGATED_MAX_S` while a mode has no clean call).
-    If the machine stays loaded throughout, the samples taken are kept as they are (and
-    usually come out ``noisy``).
-    """
-    from .collectors.cpu_wait import RunQueueWait, stalled
-
-    clock = "cuda-events" if device.type == "cuda" else "perf_counter"
-    wanted = repeats if full else min(repeats, UNGATED_CALLS)
-    waits = RunQueueWait() if device.type == "cpu" else None
-    if waits is not None and not waits.available:
-        waits = None  # not Linux: every sample is kept
-    clean: dict[str, list[float]] = {"eager": [], "compiled": []}
-    everything: dict[str, list[float]] = {"eager": [], "compiled": []}
-    start = time.perf_counter()
-    deadline: float | None = None if full else start + UNGATED_BUDGET_S
-    pairs = 0
-    while min(len(clean["eager"]), len(clean["compiled"])) < wanted:
-        for label, call in (("eager", eager), ("compiled", compiled)):
-            waited_before = waits.seconds() if waits is not None else 0.0
-            sample = _time_one(call, device)
-            everything[label].append(sample)
-            if waits is None or not stalled(sample, waits.seconds() - waited_before):
-                clean[label].append(sample)
-        pairs += 1
-        now = time.perf_counter()
-        if deadline is None and pairs >= repeats:
-            deadline = now + GATED_WAIT_S  # gated: all repeats taken, now wait out stalls
-        if deadline is not None and now >= deadline:
-            if full or (clean["eager"] and clean["compiled"]) or now >= start + UNGATED_MAX_S:
-                break
-    for label, record in (("eager", eager_record), ("compiled", compiled_record)):
-        samples = clean[label][:wanted] if clean[label] else everything[label]
-        record.time = Timing(samples=samples, clock=clock)
-
-
-def _time_one(call: _Call, device: torch.device) -> float:
-    if device.type == "cuda":
-        from .collectors.peaks import cuda_event_seconds
-
-        return cuda_event_seconds(torch, call)
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-

@@ -119,12 +119,12 @@ def ncu_target(name: str, mode: str) -> None:
     """Run inside ncu: warm up, then profile exactly one call between cudaProfilerStart/Stop."""
     import torch
 
-    from pytest_perfguard.collectors import _torch_private as private
+    from pytest_perfguard.collectors.private.dynamo import reset_dynamo
 
     model, args, extra = _models("cuda")[name]
     fn = model
     if mode == "compiled":
-        private.reset_dynamo()
+        reset_dynamo()
         fn = torch.compile(model)
     train = bool(extra.get("train"))
 

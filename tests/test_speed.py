@@ -153,7 +153,7 @@ def test_user_workflow_caches_perfguards_compile_cache(monkeypatch: pytest.Monke
     """The workflow users copy restores the folder perfguard compiles in by default, and no
     step points TORCHINDUCTOR_CACHE_DIR elsewhere (which would take precedence over it)."""
     yaml = pytest.importorskip("yaml", reason="reading the workflow needs PyYAML")
-    from pytest_perfguard.collectors._torch_private import perfguard_cache_dir
+    from pytest_perfguard.collectors.private.inductor import perfguard_cache_dir
 
     workflow = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "perfguard.yml"
     cpu = yaml.safe_load(workflow.read_text(encoding="utf-8"))["jobs"]["cpu"]

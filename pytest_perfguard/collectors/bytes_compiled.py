@@ -3,7 +3,7 @@ estimate for eager ops between graphs (after a graph break).
 
 Inductor's count (``GraphLowering.count_bytes()``: each scheduler node's read/write buffer
 sizes, what pytorch's ``test/inductor/test_perf.py`` asserts) arrives per compile id through
-``_torch_private.capture_inductor_bytes``; which graphs ran in the profiled call comes from
+``private.inductor_bytes.capture_inductor_bytes``; which graphs ran in the profiled call comes from
 the ``Torch-Compiled Region: <id>`` events the kernel counter noted, one per execution.
 """
 
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._torch_private import CompileRecorder
+from ..record import KernelBytes, ModeRecord
 from .kernels import KernelCount
+from .private.dynamo import CompileRecorder
+from .private.inductor import measurement_cache_dir
 
 _DTYPE_BYTES: dict[str, int] = {
     "float": 4, "double": 8, "c10::Half": 2, "c10::BFloat16": 2, "Half": 2, "BFloat16": 2,
@@ -56,3 +58,32 @@ def compiled_bytes(recorder: CompileRecorder, counted: KernelCount, backend: str
     total += sum(estimate_op_bytes(shapes, dtypes)
                  for _, shapes, dtypes in counted.outside_graph_ops)
     return total, None
+
+
+#: How many of the compiled kernels that move the most bytes a measurement keeps.
+BYTES_BREAKDOWN_SIZE = 10
+
+
+def record_bytes_breakdown(
+    eager_record: ModeRecord, compiled_record: ModeRecord, recorder: CompileRecorder
+) -> None:
+    """Where compiled code moves more bytes than eager: its largest kernels by bytes (the
+    scheduler nodes of the graphs compiled on the first call, inductor's own count)."""
+    if (eager_record.bytes_moved is None or compiled_record.bytes_moved is None
+            or compiled_record.bytes_moved <= eager_record.bytes_moved):
+        return
+    first_ids = {g.compile_id for g in recorder.graphs if not g.after_first_call}
+    unlisted = sorted(i for i in first_ids if recorder.bytes_by_compile_id.get(i)
+                      and not recorder.nodes_by_compile_id.get(i))
+    if unlisted:
+        compiled_record.unavailable["bytes_breakdown"] = (
+            f"no kernel list for compiled graph(s) {', '.join(unlisted)} (an inductor cache "
+            "entry written without it; clear "
+            f"{measurement_cache_dir() or 'the inductor cache'})")
+        return
+    nodes = [KernelBytes(kernel=n.kernel, bytes=n.bytes, ops=list(n.ops), reads=list(n.reads),
+                         writes=list(n.writes), graph=compile_id)
+             for compile_id, found in sorted(recorder.nodes_by_compile_id.items())
+             if compile_id in first_ids for n in found]
+    nodes.sort(key=lambda k: (-k.bytes, k.graph, k.kernel, k.writes))
+    compiled_record.bytes_breakdown = nodes[:BYTES_BREAKDOWN_SIZE]

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ._torch_private import METADATA_OPS, TorchDispatchMode, tree_flatten
+from .private.aten import METADATA_OPS, TorchDispatchMode, op_schema, tree_flatten
 
 
 def tensor_bytes(t: torch.Tensor) -> int:
@@ -55,7 +55,7 @@ class ByteCounter(TorchDispatchMode):
         out = func(*args, **kwargs)
         if _moves_no_data(func):
             return out
-        schema = func._schema
+        schema = op_schema(func)
         written_ids: set[int] = set()
         read = 0
         written = 0

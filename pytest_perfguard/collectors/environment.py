@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..record import FINGERPRINT_VERSION, Environment
-from ._torch_private import cpu_capability, inductor_settings
+from .private.inductor import cpu_capability, inductor_settings
 
 
 def triton_version() -> str:

@@ -6,7 +6,7 @@ fields (``name``, ``device_type``, ``cpu_parent``, ``time_range``, ``input_shape
 byte count is matched against), the saved traces (``--perfguard-traces``) and the GPU replay
 tests read :class:`EventRow` rows, so a recorded trace (``tests/data/h100_gpu_traces.json``,
 the same row format as JSON) replays through exactly the code a live run uses. Peak memory
-reads the profiler's allocation events instead (``_torch_private.memory_trace``).
+reads the profiler's allocation events instead (``private.profiler.memory_trace``).
 """
 
 from __future__ import annotations

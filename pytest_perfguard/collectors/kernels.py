@@ -11,7 +11,7 @@ the way down, so the event tree is walked from the top:
   part of it, not separate launches;
 - inside a compiled graph (``## Call CompiledFxGraph ... ##``), inductor's generated C++
   kernels appear as events such as ``cpp_fused_add_mul_0`` (named by
-  ``_torch_private.annotated_kernels``) or ``graph_0_cpp_fused_add_mul_0`` (with
+  ``private.inductor.annotated_kernels``) or ``graph_0_cpp_fused_add_mul_0`` (with
   ``cpp.enable_kernel_profile``, used with ``cpp_wrapper``; inside a named call it is part
   of it); each is one kernel, next to extern kernels (aten ops).
 - a user's custom op is looked through when its implementation runs kernels; otherwise it
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..record import Kernel
-from ._torch_private import classify_op
 from .events import EventRow, children
+from .private.aten import classify_op
 
 COMPILED_GRAPH_PREFIX = "## Call CompiledFxGraph"
 COMPILED_REGION_PREFIX = "Torch-Compiled Region"

@@ -22,7 +22,7 @@ allocation events, whose sizes are those rounded blocks.
 the outermost aten kernel around it (as the kernel counter names kernels: ``aten::addmm``
 inside ``aten::linear``), an inductor kernel, or the compiled graph whose wrapper allocated
 the buffer (``compiled graph 0/0``: dynamo's compile id, see
-``_torch_private.memory_trace``), with the compiled function's ``file:LINE``.
+``private.profiler.memory_trace``), with the compiled function's ``file:LINE``.
 """
 
 from __future__ import annotations
@@ -35,15 +35,10 @@ from typing import Any
 import torch
 
 from ..record import Allocation, ModeRecord
-from ._torch_private import (
-    AllocationEvent,
-    MemoryTrace,
-    TensorSighting,
-    Unavailable,
-    classify_op,
-    memory_trace,
-)
 from .numerics import iter_tensors
+from .private import Unavailable
+from .private.aten import classify_op
+from .private.profiler import AllocationEvent, MemoryTrace, TensorSighting, memory_trace
 
 __all__ = [
     "TOP_ALLOCATIONS",

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..record import Numerics
-from ._torch_private import pytree_children
+from .private.model import pytree_children
 
 #: (rtol, atol) by dtype: inductor reorders and fuses arithmetic, so bit-exactness is not
 #: expected; these are a little looser than torch.testing's defaults.

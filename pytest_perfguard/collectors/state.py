@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from ._torch_private import tensor_version
 from .numerics import iter_tensors
+from .private.model import tensor_dicts, tensor_version
 
 InputSet = tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -110,8 +110,7 @@ def _module_tensors(model: Any) -> list[_Saved]:
     seen: set[int] = set()
     saved: list[_Saved] = []
     for module in model.modules():
-        owners: list[dict[str, Any]] = [module._parameters, module._buffers, module.__dict__]
-        for owner in owners:
+        for owner in tensor_dicts(module):
             for name, tensor in list(owner.items()):
                 if not isinstance(tensor, torch.Tensor) or id(tensor) in seen:
                     continue
