@@ -36,6 +36,7 @@ from tinymodels import MLP, GPTBlock, SmallConvNet  # noqa: E402
 
 from pytest_perfguard.collectors.kernels import count_cpu_kernels  # noqa: E402
 from pytest_perfguard.collectors.memory import peak_memory  # noqa: E402
+from pytest_perfguard.collectors.state import StartState  # noqa: E402
 from pytest_perfguard.collectors.private.dynamo import reset_dynamo  # noqa: E402
 from pytest_perfguard.collectors.private.inductor import measurement_compile_config  # noqa: E402
 from pytest_perfguard.collectors.private.profiler import memory_trace  # noqa: E402
@@ -60,7 +61,7 @@ def _profiled(call: _Call, record_shapes: bool, with_memory: bool) -> tuple[floa
     from torch.profiler import ProfilerActivity, profile
 
     if call.train:
-        for param in call.params:
+        for _, param in call.named_params:
             param.grad = None
     start = time.process_time()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=record_shapes,
@@ -75,12 +76,14 @@ def _profiled(call: _Call, record_shapes: bool, with_memory: bool) -> tuple[floa
 
 
 def _calls(model: torch.nn.Module, x: torch.Tensor, train: bool) -> dict[str, _Call]:
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     reset_dynamo()
     compiled = torch.compile(model)
+    state = StartState(model, [((x,), {})])
+    device = torch.device("cpu")
     calls = {
-        "eager": _Call(model, (x,), {}, train, params, label="eager"),
-        "compiled": _Call(compiled, (x,), {}, train, params, label="compiled"),
+        "eager": _Call(model, state, [0], train, params, device, label="eager"),
+        "compiled": _Call(compiled, state, [0], train, params, device, label="compiled"),
     }
     for _ in range(2):
         for call in calls.values():

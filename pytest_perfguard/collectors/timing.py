@@ -41,8 +41,8 @@ def time_interleaved(
     ``repeats`` clean samples per mode are wanted and a burst of load is waited out for up
     to :data:`GATED_WAIT_S`; without it (the default) at most :data:`UNGATED_CALLS` per mode
     within :data:`UNGATED_BUDGET_S` (:data:`UNGATED_MAX_S` while a mode has no clean call).
-    If the machine stays loaded throughout, the samples taken are kept as they are (and
-    usually come out ``noisy``).
+    If the machine stays loaded throughout, the first samples taken are kept as they are
+    (no more than ``repeats`` of them, as asked for; they usually come out ``noisy``).
     """
     clock = "cuda-events" if device.type == "cuda" else "perf_counter"
     wanted = repeats if full else min(repeats, UNGATED_CALLS)
@@ -69,7 +69,7 @@ def time_interleaved(
             if full or (clean["eager"] and clean["compiled"]) or now >= start + UNGATED_MAX_S:
                 break
     for label, record in (("eager", eager_record), ("compiled", compiled_record)):
-        samples = clean[label][:wanted] if clean[label] else everything[label]
+        samples = (clean[label] or everything[label])[:wanted]
         record.time = Timing(samples=samples, clock=clock)
 
 
