@@ -110,9 +110,6 @@ class Rules:
     def replace(self, **overrides: Any) -> Rules:
         return dataclasses.replace(self, **overrides)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
 class ProfileOptions:

@@ -31,6 +31,7 @@ from pytest_perfguard.baseline import (
     update_baseline_file,
 )
 from pytest_perfguard.cli import main
+from pytest_perfguard.codec import dump, dump_measurement
 from pytest_perfguard.compare import Change, Verdict
 from pytest_perfguard.record import (
     Environment,
@@ -68,7 +69,7 @@ def results_text(measurements: list[Measurement], status: str = "new") -> str:
     """results.json as a run writes it."""
     return RunResults(
         entries=[ResultEntry(m, Verdict(m.key, status)) for m in measurements],  # type: ignore[arg-type]
-        created="2025-11-26T14:40:00+00:00", tool_version="0.2.0", rules=Rules().to_dict(),
+        created="2025-11-26T14:40:00+00:00", tool_version="0.2.0", rules=dump(Rules()),
         baseline_path=".perfguard/baseline.json").dumps()
 
 
@@ -79,12 +80,12 @@ def write_results(path: Path, measurements: list[Measurement]) -> Path:
 
 def v1_text(measurements: list[Measurement]) -> str:
     """A schema-1 baseline, byte for byte as perfguard 0.1 wrote it (entries keyed by one
-    joined string, each a whole ``Measurement.to_dict()``)."""
+    joined string, each a whole measurement in its results.json form)."""
     environments: dict[str, Any] = {}
     for m in measurements:
         block = environments.setdefault(m.environment.key(), {
             "label": m.environment.label(), "environment": asdict(m.environment), "entries": {}})
-        block["entries"][m.key] = m.to_dict()
+        block["entries"][m.key] = dump_measurement(m)
     return json.dumps({"schema": 1, "tool": "pytest-torch-perfguard",
                        "environments": environments}, indent=2, sort_keys=True) + "\n"
 
