@@ -178,7 +178,7 @@ class PerfguardPlugin:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        from .codec import dump_measurement, dump_verdict
+        from .codec import dump, dump_measurement, dump_verdict
         from .reporting import failure_message
 
         outcome = yield
@@ -188,8 +188,8 @@ class PerfguardPlugin:
             if report.failed and "perfguard" in getattr(item, "fixturenames", ()) and (
                 call.when != "teardown" or not item.stash.get(measured_key, [])
             ):
-                setattr(report, _ERROR_ATTR, json.dumps(
-                    {"test_id": item.nodeid, "when": call.when, "message": _short_error(report)}))
+                setattr(report, _ERROR_ATTR, json.dumps(dump(
+                    TestError(item.nodeid, call.when, _short_error(report)))))
             return
         entries = [ResultEntry(m, judge(self.session.baseline, m, rules)) for m, rules in measured]
         payload = [{"measurement": dump_measurement(e.measurement),
@@ -199,9 +199,8 @@ class PerfguardPlugin:
         except ResultsError as exc:
             report.outcome = "failed"
             report.longrepr = f"perfguard: cannot record this test's measurement: {exc}"
-            setattr(report, _ERROR_ATTR, json.dumps(
-                {"test_id": item.nodeid, "when": call.when,
-                 "message": f"invalid measurement: {exc}"}))
+            setattr(report, _ERROR_ATTR, json.dumps(dump(
+                TestError(item.nodeid, call.when, f"invalid measurement: {exc}"))))
             return
         setattr(report, _ENTRIES_ATTR, json.dumps(payload))
         report.sections.append(("perfguard", "\n".join(_entry_summary(e) for e in entries)))
@@ -251,7 +250,7 @@ class PerfguardPlugin:
         error = getattr(report, _ERROR_ATTR, None)
         if error:
             self.session.reported_ids.add(report.nodeid)
-            self.session.errors.append(TestError(**json.loads(error)))  # our worker's own
+            self.session.errors.append(TestError(**json.loads(error)))  # written just above
 
     # -- what the run could see (for prune) ------------------------------------------
 

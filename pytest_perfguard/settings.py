@@ -208,7 +208,8 @@ def _adapter(f: dataclasses.Field[Any], hint: Any, strict: bool) -> Any:
     return TypeAdapter(base | None if optional else base, config=config)
 
 
-#: What a value of each plain type must be, as an error message says it.
+#: What a value of each plain type must be, as an error message says it (also where pytest's
+#: own conversion of an ini value refused it).
 _EXPECTED = {bool: "true or false", int: "a whole number", float: "a number",
              str: "a non-empty string"}
 
@@ -345,11 +346,6 @@ def add_pytest_options(parser: Any) -> None:
         parser.addini(ini_of(f), text, type=_ini_type(base), default=None)
 
 
-#: How a bad ini value reads when pytest's own conversion refused it (``coerce``'s wording).
-_INI_EXPECTS = {bool: "must be true or false", int: "must be a whole number",
-                float: "must be a number", str: "must be a non-empty string"}
-
-
 def _ini_type(base: Any) -> str:
     """The ini type pytest converts the value to (and ``pytest --help`` shows): ``bool``,
     ``int`` and ``float`` (pytest 8.4 and later), else ``string``."""
@@ -376,8 +372,9 @@ def resolve_pytest_settings(config: Any) -> tuple[SessionSettings, Rules]:
                 ini_value = None  # the command line wins; the bad ini value is not used
             else:
                 base, _ = _split_optional(_hints(cls)[f.name])
-                raise SettingError(f"perfguard: bad value for ini {ini_of(f)}: "
-                                   f"{_INI_EXPECTS.get(base, 'has a bad value')} ({exc})") from None
+                expected = f"must be {_EXPECTED[base]}" if base in _EXPECTED else "has a bad value"
+                raise SettingError(f"perfguard: bad value for ini {ini_of(f)}: {expected} "
+                                   f"({exc})") from None
         if cli_value is not None:
             value, where = cli_value, flag_of(f)
         elif ini_value not in (None, "", []):
