@@ -60,6 +60,7 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2])
 import torch
 from tinymodels import GPTBlock
+from pytest_perfguard.codec import dump_measurement
 from pytest_perfguard.runner import ProfileOptions, measure
 torch.manual_seed(0)
 model = torch.nn.Sequential(*[GPTBlock() for _ in range(24)])
@@ -70,7 +71,7 @@ start = time.perf_counter()
 m = measure(model, (x,), {}, ProfileOptions(train=True, rtol=1e-3, atol=1e-4), test_id="gpt24")
 total = time.perf_counter() - start
 print("RESULT " + json.dumps({"compile_seconds": m.compiled.compile_seconds, "total": total,
-                              "measurement": m.to_dict()}))
+                              "measurement": dump_measurement(m)}))
 '''
 
 DETERMINISTIC = ("kernel_launches", "kernels", "bytes_moved", "flops", "graphs", "graph_breaks",

@@ -40,6 +40,7 @@ OPS = ("addmm", "mm", "gelu", "add", "mul", "native_layer_norm", "softmax", "rel
 def synthetic_results(tests: int, seed: int = 0) -> str:
     """results.json text for ``tests`` measurements, built in the document's own JSON form
     (through the record dataclasses, so that the file is exactly what a run writes)."""
+    from pytest_perfguard.codec import dump, dump_measurement, dump_verdict
     from pytest_perfguard.compare import Change, Verdict
     from pytest_perfguard.record import (
         Environment,
@@ -89,7 +90,7 @@ def synthetic_results(tests: int, seed: int = 0) -> str:
         return record
 
     header = {"baseline_path": ".perfguard/baseline.json", "created": "2025-11-26T14:40:00+00:00",
-              "errors": [], "rules": Rules().to_dict(), "schema": 1,
+              "errors": [], "rules": dump(Rules()), "schema": 1,
               "tool": "pytest-torch-perfguard", "tool_version": "0.1.0"}
     items = []
     for index in range(tests):
@@ -120,7 +121,7 @@ def synthetic_results(tests: int, seed: int = 0) -> str:
             Change("compiled bytes_moved", 2 * (compiled.bytes_moved or 0),
                    compiled.bytes_moved, "improved")])
             if index % 50 == 7 else Verdict(measurement.key, "unchanged"))
-        items.append({"measurement": measurement.to_dict(), "verdict": verdict.to_dict()})
+        items.append({"measurement": dump_measurement(measurement), "verdict": dump_verdict(verdict)})
     sample = {**header, "results": items[:2]}
     assert _dumps_like_a_run(header, items[:2]) == json.dumps(sample, indent=2, sort_keys=True) + "\n"
     return _dumps_like_a_run(header, items)

@@ -666,7 +666,7 @@ class _Reader:
             for old_key, value in block["entries"].items():
                 text = self.document.element(value)
                 try:
-                    m = schema.measurement_v1(text)
+                    m = schema.read_measurement(text)
                 except schema.ValidationError as exc:
                     raise self.error(f"entry {old_key} (environment {key}): "
                                      f"{schema.describe(exc, skip=1)}") from None

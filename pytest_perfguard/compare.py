@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from .hints import likely_causes
 from .metrics import GATED, Metric
@@ -89,26 +89,6 @@ class Verdict:
             or (self.rules.strict and self.status == "improved")
             or self.missing_baseline
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "status": self.status,
-            "note": self.note,
-            "fails": self.fails,
-            "rules": self.rules.to_dict(),
-            "changes": [
-                {
-                    "metric": c.metric,
-                    "baseline": c.baseline,
-                    "current": c.current,
-                    "direction": c.direction,
-                    "relative": c.relative,
-                    "hints": c.hints,
-                }
-                for c in self.changes
-            ],
-        }
 
 
 # ----------------------------------------------------------------------------------------

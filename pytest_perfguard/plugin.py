@@ -179,6 +179,7 @@ class PerfguardPlugin:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        from .codec import dump, dump_measurement, dump_verdict
         from .reporting import failure_message
 
         outcome = yield
@@ -188,20 +189,19 @@ class PerfguardPlugin:
             if report.failed and "perfguard" in getattr(item, "fixturenames", ()) and (
                 call.when != "teardown" or not item.stash.get(measured_key, [])
             ):
-                setattr(report, _ERROR_ATTR, json.dumps(
-                    {"test_id": item.nodeid, "when": call.when, "message": _short_error(report)}))
+                setattr(report, _ERROR_ATTR, json.dumps(dump(
+                    TestError(item.nodeid, call.when, _short_error(report)))))
             return
         entries = [ResultEntry(m, judge(self.session.baseline, m, rules)) for m, rules in measured]
-        payload = [{"measurement": e.measurement.to_dict(), "verdict": e.verdict.to_dict()}
-                   for e in entries]
+        payload = [{"measurement": dump_measurement(e.measurement),
+                    "verdict": dump_verdict(e.verdict)} for e in entries]
         try:  # the schema every reader applies: an invalid value fails this test, here
             self._results_of(payload, f"the measurement of {item.nodeid}")
         except ResultsError as exc:
             report.outcome = "failed"
             report.longrepr = f"perfguard: cannot record this test's measurement: {exc}"
-            setattr(report, _ERROR_ATTR, json.dumps(
-                {"test_id": item.nodeid, "when": call.when,
-                 "message": f"invalid measurement: {exc}"}))
+            setattr(report, _ERROR_ATTR, json.dumps(dump(
+                TestError(item.nodeid, call.when, f"invalid measurement: {exc}"))))
             return
         setattr(report, _ENTRIES_ATTR, json.dumps(payload))
         report.sections.append(("perfguard", "\n".join(_entry_summary(e) for e in entries)))
@@ -215,8 +215,10 @@ class PerfguardPlugin:
                 report.perfguard = "regressed"
 
     def _results_of(self, payload: list[dict[str, Any]], source: str) -> RunResults:
-        return RunResults.from_dict({"schema": RESULTS_SCHEMA, "rules": self.session.rules.to_dict(),
-                                     "results": payload}, source=source)
+        from .codec import dump
+
+        return RunResults.validate({"schema": RESULTS_SCHEMA, "rules": dump(self.session.rules),
+                                    "results": payload}, source=source)
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
         if report.when == "call" and report.failed and \
@@ -249,7 +251,7 @@ class PerfguardPlugin:
         error = getattr(report, _ERROR_ATTR, None)
         if error:
             self.session.reported_ids.add(report.nodeid)
-            self.session.errors.append(TestError.from_dict(json.loads(error)))
+            self.session.errors.append(TestError(**json.loads(error)))  # written just above
 
     # -- what the run could see (for prune) ------------------------------------------
 
@@ -268,6 +270,8 @@ class PerfguardPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from .codec import dump
+
         state = self.session
         if state.is_worker:
             return
@@ -276,7 +280,7 @@ class PerfguardPlugin:
             errors=state.errors,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             tool_version=__version__,
-            rules=state.rules.to_dict(),
+            rules=dump(state.rules),
             baseline_path=str(state.baseline_path),
         )
         state.results = results
@@ -310,7 +314,7 @@ class PerfguardPlugin:
         report_dir = self.session.report_dir
         try:
             report_dir.mkdir(parents=True, exist_ok=True)
-            document = results.to_dict()
+            document = results.document()
             self.config.hook.pytest_perfguard_update_json(config=self.config, results=document)
             atomic_write(report_dir / "results.json",
                          json.dumps(document, indent=2, sort_keys=True) + "\n")

@@ -2,10 +2,9 @@
 
 Collectors fill these; the baseline store, the comparison and the reporters only read them.
 Every metric that a torch version or a device cannot provide is ``None`` with its reason in
-``unavailable`` (never a silent 0). ``to_dict``/``from_dict`` give the JSON form of
-``results.json`` and of worker messages; a baseline entry is :meth:`Measurement.for_baseline`
-(what is gated and what explains it, with nothing that varies between runs of unchanged
-code), written by ``baseline.py`` through the schema in ``schema.py``.
+``unavailable`` (never a silent 0). ``codec.py`` writes and reads them as JSON (results.json,
+worker messages); a baseline entry is :meth:`Measurement.for_baseline` (what is gated and
+what explains it, with nothing that varies between runs of unchanged code).
 
 The annotations are the declared schema of those files: ``schema.py`` validates what is read
 and written against these dataclasses (types, finite numbers, and the bounds of
@@ -470,70 +469,6 @@ class Measurement:
             shape.unavailable = dict(sorted(shape.unavailable.items()))
         return stored
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        # Fields added after schema 1 are written only when they hold something, so records
-        # without them read exactly as before.
-        for path in _OPTIONAL_FIELDS:
-            *parents, last = path
-            holder = data
-            for name in parents:
-                holder = holder[name]
-            if holder.get(last) in ([], {}, ""):
-                del holder[last]
-        data["schema"] = RECORD_SCHEMA
-        data["key"] = self.key
-        data["environment_key"] = self.environment.key()
-        data["derived"] = {
-            "fusion_ratio": self.fusion_ratio,
-            "traffic_ratio": self.traffic_ratio,
-            "speedup": self.speedup,
-            "memory_ratio": self.memory_ratio,
-            "eager_arithmetic_intensity": self.eager.arithmetic_intensity,
-            "compiled_arithmetic_intensity": self.compiled.arithmetic_intensity,
-        }
-        for mode in ("eager", "compiled"):
-            timing = getattr(self, mode).time
-            if timing is not None:
-                data[mode]["time"].update(
-                    median=timing.median, iqr=timing.iqr, noisy=timing.noisy
-                )
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Measurement:
-        schema = data.get("schema", RECORD_SCHEMA)
-        if not isinstance(schema, int) or schema > RECORD_SCHEMA:
-            raise ValueError(
-                f"measurement schema {schema!r} is newer than this perfguard understands "
-                f"({RECORD_SCHEMA}); upgrade pytest-torch-perfguard"
-            )
-        return cls(
-            test_id=str(data["test_id"]),
-            name=str(data["name"]),
-            train=bool(data["train"]),
-            environment=_build(Environment, data["environment"]),
-            eager=_mode_from_dict(data["eager"]),
-            compiled=_mode_from_dict(data["compiled"]),
-            numerics=_build(Numerics, data["numerics"]),
-            traces={str(k): str(v) for k, v in (data.get("traces") or {}).items()},
-            shapes=[_build(ShapeRecord, s) for s in data.get("shapes", [])],
-        )
-
-
-#: Fields of the JSON form written only when not empty (see :meth:`Measurement.to_dict`).
-_OPTIONAL_FIELDS: tuple[tuple[str, ...], ...] = (
-    ("shapes",),
-    ("numerics", "skipped"),
-    ("eager", "bytes_breakdown"),
-    ("compiled", "bytes_breakdown"),
-    ("environment", "compile_options"),
-    ("environment", "cpu_isa"),
-    ("environment", "extra"),
-    ("environment", "libraries"),
-    ("environment", "card"),
-)
-
 
 def _shallow_copy(record: Any) -> Any:
     """A shallow copy of a dataclass instance without running ``__init__``
@@ -563,25 +498,3 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator is None or denominator == 0:
         return None
     return numerator / denominator
-
-
-def _build(cls: Any, data: dict[str, Any]) -> Any:
-    """Build a flat dataclass, ignoring keys this version does not know (derived values)."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def _mode_from_dict(data: dict[str, Any]) -> ModeRecord:
-    record = _build(ModeRecord, data)
-    record.kernels = [_build(Kernel, k) for k in data.get("kernels", [])]
-    record.graph_break_details = [_build(GraphBreak, g) for g in data.get("graph_break_details", [])]
-    record.recompile_details = [_build(Recompile, r) for r in data.get("recompile_details", [])]
-    record.peak_allocations = [_build(Allocation, a) for a in data.get("peak_allocations", [])]
-    record.bytes_breakdown = [_build(KernelBytes, k) for k in data.get("bytes_breakdown", [])]
-    if data.get("time") is not None:
-        record.time = _build(Timing, data["time"])
-    if data.get("utilisation") is not None:
-        record.utilisation = _build(Utilisation, data["utilisation"])
-    if data.get("nvml") is not None:
-        record.nvml = _build(NvmlSummary, data["nvml"])
-    return record

@@ -49,16 +49,6 @@ class TestError:
     when: str  # "setup"|"call"|"teardown"|"collect"
     message: str
 
-    def to_dict(self) -> dict[str, str]:
-        return {"test_id": self.test_id, "when": self.when, "message": self.message}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> TestError:
-        if not isinstance(data, dict):
-            raise TypeError(f"an error entry must be an object, not {type(data).__name__}")
-        return cls(test_id=str(data["test_id"]), when=str(data["when"]),
-                   message=str(data.get("message", "")))
-
 
 @dataclass
 class RunResults:
@@ -80,7 +70,11 @@ class RunResults:
             key=lambda e: (STATUS_ORDER.get(e.verdict.status, 99), e.measurement.key),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def document(self) -> dict[str, Any]:
+        """The results.json document as JSON values (what ``pytest_perfguard_update_json``
+        receives): the run's fields, then every result with its derived values, sorted."""
+        from . import codec
+
         return {
             "schema": RESULTS_SCHEMA,
             "tool": "pytest-torch-perfguard",
@@ -88,22 +82,20 @@ class RunResults:
             "created": self.created,
             "rules": self.rules,
             "baseline_path": self.baseline_path,
-            "results": [
-                {"measurement": e.measurement.to_dict(), "verdict": e.verdict.to_dict()}
-                for e in self.sorted_entries()
-            ],
-            "errors": [error.to_dict() for error in self.errors],
+            "results": [{"measurement": codec.dump_measurement(e.measurement),
+                         "verdict": codec.dump_verdict(e.verdict)}
+                        for e in self.sorted_entries()],
+            "errors": [codec.dump(error) for error in self.errors],
         }
 
     def dumps(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.document(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<results>") -> RunResults:
+    def validate(cls, document: Any, source: str = "<results>") -> RunResults:
         """Validate a results document that is already parsed (sent by an xdist worker, or
         built in memory). Raises :class:`ResultsError` naming the result and the field."""
-        document = Document(io.BytesIO(b""), data, laid_out=False)
-        return _Reader(document, source).collect()
+        return _Reader(Document(io.BytesIO(b""), document, laid_out=False), source).collect()
 
     @classmethod
     def load(cls, path: str | Path) -> RunResults:
@@ -225,7 +217,7 @@ class _Reader:
         return ResultsError(f"{self.source}: {message}")
 
     def _header(self) -> RunResults:
-        from . import schema  # (and pydantic) on first use: every pytest run imports this
+        from . import codec, schema  # (and pydantic) on first use: every run imports this
 
         data = self.document.value
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
@@ -243,11 +235,11 @@ class _Reader:
         except schema.ValidationError as exc:
             raise self.error(schema.describe(exc)) from None
         rules = header.get("rules")
-        self.context = {"run_rules": rules.to_dict() if rules is not None else {}}
+        self.context = {"run_rules": codec.dump(rules) if rules is not None else {}}
         return RunResults(
             created=header.get("created", ""),
             tool_version=header.get("tool_version", ""),
-            rules=rules.to_dict() if rules is not None else {},
+            rules=self.context["run_rules"],
             baseline_path=header.get("baseline_path", ""),
             errors=header.get("errors", []),
         )

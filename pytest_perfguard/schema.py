@@ -139,7 +139,7 @@ class _EnvironmentCheck:
 
 @with_config(EXTRAS_IGNORED)
 @dataclasses.dataclass
-class _MeasurementV1:
+class _MeasurementWithExtras:
     measurement: Measurement
 
 
@@ -171,10 +171,11 @@ def check_environment(environment: Environment) -> None:
     adapter(_EnvironmentCheck).validate_python(_EnvironmentCheck(environment))
 
 
-def measurement_v1(data: bytes) -> Measurement:
-    """A schema-1 baseline entry (a whole ``Measurement.to_dict()``)."""
+def read_measurement(data: bytes) -> Measurement:
+    """A measurement in its results.json form (``codec.dump_measurement``; a schema-1
+    baseline entry is that form too), derived values ignored."""
     wrapped = b'{"measurement": ' + data + b"}"
-    return validate_element(_MeasurementV1, wrapped, constants=False).measurement
+    return validate_element(_MeasurementWithExtras, wrapped, constants=False).measurement
 
 
 def validate_element(cls: Any, data: str | bytes, context: Mapping[str, Any] | None = None, *,

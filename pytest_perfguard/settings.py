@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import collections.abc
 import dataclasses
-import math
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 
 class SettingError(ValueError):
@@ -110,9 +110,6 @@ class Rules:
     def replace(self, **overrides: Any) -> Rules:
         return dataclasses.replace(self, **overrides)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
 class ProfileOptions:
@@ -155,10 +152,6 @@ class ProfileOptions:
 # Validation, generated from the annotations
 # ----------------------------------------------------------------------------------------
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
 _HINTS: dict[type, dict[str, Any]] = {}
 
 
@@ -192,78 +185,79 @@ def allowed_range(f: dataclasses.Field[Any]) -> str:
     return f"at most {maximum:,}" if minimum is None else f"{minimum:,} to {maximum:,}"
 
 
+@functools.cache
+def _adapter(f: dataclasses.Field[Any], hint: Any, strict: bool) -> Any:
+    """pydantic's validator of one field: its type, with the bounds of its metadata, every
+    number finite, every string and list item non-empty; a ``Sequence`` is a list or a tuple
+    (not a string). Strict for Python values, lax (``"0.5"``, ``"yes"``) for text.
+    pydantic is imported here, on first use: most pytest runs set no option at all."""
+    from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter
+
+    base, optional = _split_optional(hint)
+    if base in (int, float):
+        base = Annotated[base, Field(ge=f.metadata.get("minimum"), le=f.metadata.get("maximum"))]
+    elif base is str:
+        base = Annotated[str, Field(min_length=1)]
+    elif typing.get_origin(base) is collections.abc.Sequence:
+        (item,) = typing.get_args(base)
+        text = item is str
+        item = Annotated[str, Field(min_length=1)] if text else item
+        base = Annotated[list[item] | tuple[item, ...],  # type: ignore[valid-type]
+                         AfterValidator(tuple if text else list)]
+    config = ConfigDict(strict=strict, allow_inf_nan=False, arbitrary_types_allowed=True)
+    return TypeAdapter(base | None if optional else base, config=config)
+
+
+#: What a value of each plain type must be, as an error message says it (also where pytest's
+#: own conversion of an ini value refused it).
+_EXPECTED = {bool: "true or false", int: "a whole number", float: "a number",
+             str: "a non-empty string"}
+
+
+def _requirement(f: dataclasses.Field[Any], base: Any, kind: str, value: Any) -> tuple[str, str]:
+    """What a value of field ``f`` must be, for pydantic's error ``kind``, in the field's own
+    terms (its bounds; its ``expects`` text for a list), and the allowed range where a
+    number is out of it."""
+    allowed = f" (allowed: {allowed_range(f)})"
+    if kind == "float_type" and type(value) is int:  # an int beyond a float's range: 10**400
+        kind = "less_than_equal" if value > 0 else "greater_than_equal"
+    if kind == "finite_number":
+        return "a finite number", allowed
+    if kind == "greater_than_equal":
+        return f"at least {f.metadata['minimum']:,}", allowed
+    if kind == "less_than_equal":
+        return f"at most {f.metadata['maximum']:,}", allowed
+    if base in _EXPECTED:
+        return _EXPECTED[base], ""
+    if typing.get_origin(base) is collections.abc.Callable:
+        return "a callable", ""
+    if typing.get_origin(base) is dict:
+        return "a dict with string keys", ""
+    return f.metadata.get("expects") or "a list", ""
+
+
 def coerce(f: dataclasses.Field[Any], hint: Any, value: Any, *, from_text: bool) -> Any:
-    """``value`` converted to the field's type and checked against its bounds.
+    """``value`` converted to the field's type and checked against its bounds (pydantic).
 
     ``from_text``: the value came from the command line or an ini file, so ``"0.5"`` and
     ``"true"`` are accepted; Python values (markers, fixture calls) must have the right type.
-    Raises ``ValueError`` with the reason.
+    Raises ``ValueError`` with the reason: ``must be at most 100, got '1000' (allowed: 0 to
+    100)``.
     """
     base, optional = _split_optional(hint)
-    if value is None:
-        if optional:
+    if from_text and isinstance(value, str):
+        if optional and value.strip().lower() == "none":
             return None
+        value = value if base is str else value.strip()
+    if value is None and not optional:
         raise ValueError("must not be None")
-    if optional and from_text and isinstance(value, str) and value.strip().lower() == "none":
-        return None
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-        if from_text and isinstance(value, str):
-            text = value.strip().lower()
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-        raise ValueError(f"must be true or false, got {_shown(value)}")
-    if base in (int, float):
-        if isinstance(value, bool) or not (
-            isinstance(value, (int, float)) or (from_text and isinstance(value, str))
-        ):
-            raise ValueError(f"must be a {'whole ' if base is int else ''}number, "
-                             f"got {_shown(value)}")
-        if base is int and not (isinstance(value, int) or from_text):
-            raise ValueError(f"must be a whole number, got {_shown(value)}")
-        try:
-            number: float = int(value) if base is int else float(value)
-        except OverflowError:  # an int beyond a float's range (10**400): compared exactly below
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"must be a {'whole ' if base is int else ''}number, "
-                             f"got {_shown(value)}") from None
-        if isinstance(number, float) and not math.isfinite(number):
-            raise ValueError(f"must be a finite number, got {_shown(value)} "
-                             f"(allowed: {allowed_range(f)})")
-        minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
-        if minimum is not None and number < minimum:
-            raise ValueError(f"must be at least {minimum:,}, got {_shown(value)} "
-                             f"(allowed: {allowed_range(f)})")
-        if maximum is not None and number > maximum:
-            raise ValueError(f"must be at most {maximum:,}, got {_shown(value)} "
-                             f"(allowed: {allowed_range(f)})")
-        return float(number) if base is float else number
-    if base is str:
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"must be a non-empty string, got {_shown(value)}")
-        return value
-    origin, args = typing.get_origin(base), typing.get_args(base)
-    if origin is collections.abc.Callable:
-        if not callable(value):
-            raise ValueError(f"must be a callable, got {_shown(value)}")
-        return value
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ValueError(f"must be a dict with string keys, got {_shown(value)}")
-        return value
-    if origin is collections.abc.Sequence:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ValueError(f"must be {f.metadata.get('expects') or 'a list'}, "
-                             f"got {_shown(value)}")
-        if args == (str,) and not all(isinstance(v, str) and v for v in value):
-            raise ValueError(f"must be {f.metadata.get('expects') or 'a list of non-empty strings'}"
-                             f", got {_shown(value)}")
-        return tuple(value) if args == (str,) else list(value)
-    return value  # a type the generators do not know: taken as given
+    from pydantic import ValidationError
+
+    try:
+        return _adapter(f, hint, not from_text).validate_python(value)
+    except ValidationError as exc:
+        what, allowed = _requirement(f, base, exc.errors()[0]["type"], value)
+    raise ValueError(f"must be {what}, got {_shown(value)}{allowed}")
 
 
 def validate(instance: Any, source: str | None = None) -> None:
@@ -271,8 +265,11 @@ def validate(instance: Any, source: str | None = None) -> None:
     cls = type(instance)
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
+        value = getattr(instance, f.name)
+        if value is f.default:  # declared here, so valid (and pydantic need not be imported)
+            continue
         try:
-            coerce(f, hints[f.name], getattr(instance, f.name), from_text=False)
+            coerce(f, hints[f.name], value, from_text=False)
         except ValueError as exc:
             raise SettingError(f"{source or cls.__name__}: {f.name} {exc}") from None
 
@@ -349,11 +346,6 @@ def add_pytest_options(parser: Any) -> None:
         parser.addini(ini_of(f), text, type=_ini_type(base), default=None)
 
 
-#: How a bad ini value reads when pytest's own conversion refused it (``coerce``'s wording).
-_INI_EXPECTS = {bool: "must be true or false", int: "must be a whole number",
-                float: "must be a number", str: "must be a non-empty string"}
-
-
 def _ini_type(base: Any) -> str:
     """The ini type pytest converts the value to (and ``pytest --help`` shows): ``bool``,
     ``int`` and ``float`` (pytest 8.4 and later), else ``string``."""
@@ -380,8 +372,9 @@ def resolve_pytest_settings(config: Any) -> tuple[SessionSettings, Rules]:
                 ini_value = None  # the command line wins; the bad ini value is not used
             else:
                 base, _ = _split_optional(_hints(cls)[f.name])
-                raise SettingError(f"perfguard: bad value for ini {ini_of(f)}: "
-                                   f"{_INI_EXPECTS.get(base, 'has a bad value')} ({exc})") from None
+                expected = f"must be {_EXPECTED[base]}" if base in _EXPECTED else "has a bad value"
+                raise SettingError(f"perfguard: bad value for ini {ini_of(f)}: {expected} "
+                                   f"({exc})") from None
         if cli_value is not None:
             value, where = cli_value, flag_of(f)
         elif ini_value not in (None, "", []):

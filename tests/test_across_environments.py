@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from pytest_perfguard.baseline import Baseline
-from pytest_perfguard.record import Environment, Measurement
+from pytest_perfguard.codec import load_measurement
+from pytest_perfguard.record import Environment
 
 CONFTEST = """
 import os
@@ -139,7 +140,7 @@ def test_nearest_is_the_closest_torch_of_the_same_device(
     pytester.runpytest("--perfguard").assert_outcomes(passed=1)
     results = pytester.path / ".perfguard" / "report" / "results.json"
     (entry,) = _results(pytester)["results"]
-    measured = Measurement.from_dict(entry["measurement"])
+    measured = load_measurement(entry["measurement"])
     current = measured.environment
     major, minor = (int(part) for part in current.torch.split(".")[:2])
     near, far = f"{major}.{minor + 1}.0", f"{major}.{max(minor - 5, 0)}.0"

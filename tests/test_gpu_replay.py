@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from pytest_perfguard.codec import load_measurement
 from pytest_perfguard.collectors.events import EventRow, rows_from_json
 from pytest_perfguard.collectors.kernels import count_device_kernels
 from pytest_perfguard.compare import Rules, compare
-from pytest_perfguard.record import Measurement
 
 DATA = Path(__file__).parent / "data"
 
@@ -68,10 +68,10 @@ def test_bytes_estimate_against_dram_counters_on_a_tensor_larger_than_l2() -> No
 
 
 def test_gate_fails_a_planted_utilisation_drop_on_recorded_data() -> None:
-    baseline = Measurement.from_dict(MEASUREMENTS["chain_large"])
+    baseline = load_measurement(MEASUREMENTS["chain_large"])
     assert baseline.compiled.utilisation is not None
     assert baseline.compiled.utilisation.peak_source.startswith("datasheet:H100")
-    current = Measurement.from_dict(MEASUREMENTS["chain_large"])
+    current = load_measurement(MEASUREMENTS["chain_large"])
     assert compare(baseline, current, Rules()).status == "unchanged"
 
     achieved = current.compiled.utilisation.achieved_bytes_per_second  # type: ignore[union-attr]

@@ -17,7 +17,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pytest_perfguard.record import Allocation, Measurement
+from pytest_perfguard.codec import load_measurement
+from pytest_perfguard.record import Allocation
 
 MIB = 1 << 20
 
@@ -146,7 +147,7 @@ def test_oracles_exact_and_identical_across_runs_and_xdist(
         ("aten::addmm", 10_240), ("aten::mm", 5_120)]
     assert _mode(mlp, "eager")["peak_allocations"][4]["shape"] == "[10, 128] float32"
     # The record reads back with Allocation objects and the same derived ratio.
-    rebuilt = Measurement.from_dict(mlp["measurement"])
+    rebuilt = load_measurement(mlp["measurement"])
     assert all(isinstance(a, Allocation) for a in rebuilt.compiled.peak_allocations)
     assert rebuilt.memory_ratio == 408_616 / 278_056
     assert mlp["measurement"]["derived"]["memory_ratio"] == rebuilt.memory_ratio

@@ -90,7 +90,7 @@ def test_golden_exports(fmt: str) -> None:
 
 def test_reports_rebuild_from_results_json_alone() -> None:
     original = sample_results()
-    loaded = RunResults.from_dict(json.loads(original.dumps()))
+    loaded = RunResults.validate(json.loads(original.dumps()))
     assert loaded.dumps() == original.dumps()
     assert render_markdown(loaded) == render_markdown(original)
     assert render_terminal(loaded, verbose=True) == render_terminal(original, verbose=True)
@@ -666,15 +666,15 @@ def test_errors_round_trip_and_old_files_without_them() -> None:
         {"test_id": "tests/test_models.py::test_t5[<b>tiny</b>]", "when": "call",
          "message": EVIL_ERROR},
     ]
-    assert RunResults.from_dict(data).errors == errors()
+    assert RunResults.validate(data).errors == errors()
     del data["errors"]  # a results.json written before errors were recorded
-    assert RunResults.from_dict(data).errors == []
+    assert RunResults.validate(data).errors == []
     data["errors"] = {"not": "a list"}
     with pytest.raises(ResultsError, match="r.json: errors: Input should be a valid array"):
-        RunResults.from_dict(data, source="r.json")
+        RunResults.validate(data, source="r.json")
     data["errors"] = [{"when": "setup"}]
     with pytest.raises(ResultsError, match=r"r.json: errors\[0\].test_id: required field is missing"):
-        RunResults.from_dict(data, source="r.json")
+        RunResults.validate(data, source="r.json")
 
 
 def test_only_errors_never_reads_as_all_clear() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from pytest_perfguard import _files
 from pytest_perfguard._files import atomic_write
@@ -31,7 +32,9 @@ from pytest_perfguard.baseline import (
     update_baseline_file,
 )
 from pytest_perfguard.cli import main
+from pytest_perfguard.codec import dump, dump_measurement, load_measurement
 from pytest_perfguard.compare import Change, Verdict
+from pytest_perfguard.metrics import CATALOGUE
 from pytest_perfguard.record import (
     Environment,
     Kernel,
@@ -68,7 +71,7 @@ def results_text(measurements: list[Measurement], status: str = "new") -> str:
     """results.json as a run writes it."""
     return RunResults(
         entries=[ResultEntry(m, Verdict(m.key, status)) for m in measurements],  # type: ignore[arg-type]
-        created="2025-11-26T14:40:00+00:00", tool_version="0.2.0", rules=Rules().to_dict(),
+        created="2025-11-26T14:40:00+00:00", tool_version="0.2.0", rules=dump(Rules()),
         baseline_path=".perfguard/baseline.json").dumps()
 
 
@@ -79,12 +82,12 @@ def write_results(path: Path, measurements: list[Measurement]) -> Path:
 
 def v1_text(measurements: list[Measurement]) -> str:
     """A schema-1 baseline, byte for byte as perfguard 0.1 wrote it (entries keyed by one
-    joined string, each a whole ``Measurement.to_dict()``)."""
+    joined string, each a whole measurement in its results.json form)."""
     environments: dict[str, Any] = {}
     for m in measurements:
         block = environments.setdefault(m.environment.key(), {
             "label": m.environment.label(), "environment": asdict(m.environment), "entries": {}})
-        block["entries"][m.key] = m.to_dict()
+        block["entries"][m.key] = dump_measurement(m)
     return json.dumps({"schema": 1, "tool": "pytest-torch-perfguard",
                        "environments": environments}, indent=2, sort_keys=True) + "\n"
 
@@ -726,3 +729,22 @@ def test_pytest_with_a_nan_baseline_is_a_usage_error_naming_file_entry_field(
         "compiled.kernel_launches: Input should be a valid integer (got nan)*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_the_codec_reads_back_what_it_writes_and_adds_derived_values_for_consumers() -> None:
+    """One codec: pydantic dumps the record, results.json's derived values are added in one
+    place (the ratios are the catalogue's modeless metrics), and the validating reader
+    ignores them; fields added after record schema 1 are left out while empty."""
+    m = measurement("t.py::test_x[a]", name="fwd", launches=3)
+    data = dump_measurement(m)
+    assert load_measurement(data) == m
+    assert load_measurement(json.dumps(data)) == m
+    assert (data["schema"], data["key"], data["environment_key"]) == (
+        1, "t.py::test_x[a]::fwd", m.environment.key())
+    assert set(data["derived"]) == {metric.name for metric in CATALOGUE if not metric.mode} | {
+        "eager_arithmetic_intensity", "compiled_arithmetic_intensity"}
+    assert data["derived"]["fusion_ratio"] == 2 / 3
+    assert data["compiled"]["time"]["median"] == 6e-5
+    assert "shapes" not in data and "card" not in data["environment"]
+    with pytest.raises(ValidationError, match="compiled.kernel_launches"):
+        load_measurement({**data, "compiled": {**data["compiled"], "kernel_launches": -1}})
