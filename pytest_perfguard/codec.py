@@ -37,8 +37,10 @@ _OPTIONAL_FIELDS: tuple[tuple[str, ...], ...] = (
     ("environment", "card"),
 )
 
-#: The ratios of the two modes (``fusion_ratio``, ``speedup``, ...): metrics with no mode.
-_RATIOS = tuple(metric for metric in CATALOGUE if not metric.mode)
+#: results.json's ``derived`` block: the ratios of the two modes (``fusion_ratio``,
+#: ``speedup``, ...) and each mode's arithmetic intensity, under ``<mode>_<field>``.
+_DERIVED = (*(metric for metric in CATALOGUE if metric.ratio_of),
+            *(metric for metric in CATALOGUE if metric.field == "arithmetic_intensity"))
 
 
 def dump(record: Any) -> Any:
@@ -60,13 +62,8 @@ def dump_measurement(measurement: Measurement) -> dict[str, Any]:
     data["schema"] = RECORD_SCHEMA
     data["key"] = measurement.key
     data["environment_key"] = measurement.environment.key()
-    # Arithmetic intensity is not in the catalogue (no rule, report or export reads it by
-    # name): written here as before.
-    data["derived"] = {
-        **{metric.name: metric.read(measurement) for metric in _RATIOS},
-        "eager_arithmetic_intensity": measurement.eager.arithmetic_intensity,
-        "compiled_arithmetic_intensity": measurement.compiled.arithmetic_intensity,
-    }
+    data["derived"] = {metric.name.replace(".", "_"): metric.read(measurement)
+                       for metric in _DERIVED}
     for mode in MODES:
         timing = getattr(measurement, mode).time
         if timing is not None:
