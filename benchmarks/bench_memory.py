@@ -36,10 +36,10 @@ from tinymodels import MLP, GPTBlock, SmallConvNet  # noqa: E402
 
 from pytest_perfguard.collectors.kernels import count_cpu_kernels  # noqa: E402
 from pytest_perfguard.collectors.memory import peak_memory  # noqa: E402
-from pytest_perfguard.collectors.state import StartState  # noqa: E402
 from pytest_perfguard.collectors.private.dynamo import reset_dynamo  # noqa: E402
 from pytest_perfguard.collectors.private.inductor import measurement_compile_config  # noqa: E402
 from pytest_perfguard.collectors.private.profiler import memory_trace  # noqa: E402
+from pytest_perfguard.collectors.state import StartState  # noqa: E402
 from pytest_perfguard.runner import ProfileOptions, _Call, measure  # noqa: E402
 
 REPEATS = 25
