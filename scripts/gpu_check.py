@@ -59,6 +59,7 @@ def _models(device: str) -> dict[str, tuple[Any, tuple[Any, ...], dict[str, Any]
 def measure_all(out: Path) -> list[dict[str, Any]]:
     import torch
 
+    from pytest_perfguard.codec import dump_measurement
     from pytest_perfguard.runner import ProfileOptions, measure
 
     traces: dict[str, dict[str, Any]] = {}
@@ -77,7 +78,7 @@ def measure_all(out: Path) -> list[dict[str, Any]]:
         sink = {mode: json.loads((trace_dir / f"{mode}.events.json").read_text())
                 for mode in ("eager", "compiled")}
         traces[name] = sink
-        records.append(m.to_dict())
+        records.append(dump_measurement(m))
         print(f"{name}: measured in {time.perf_counter() - started:.1f}s", flush=True)
     (out / "gpu_traces.json").write_text(json.dumps(traces))
     (out / "measurements.json").write_text(json.dumps(records, indent=1, default=str))
