@@ -62,6 +62,9 @@ class PerfguardSession:
     #: Judged measurements, gathered from test reports (on the controller).
     entries: list[ResultEntry] = field(default_factory=list)
     errors: list[TestError] = field(default_factory=list)
+    #: Without xdist: the entries a test's report stands for, from making the report to
+    #: logging it (in one process they need no JSON round trip).
+    judged: dict[str, list[ResultEntry]] = field(default_factory=dict)
     #: Node ids with entries or errors above: a rerun of one of them replaces them.
     reported_ids: set[str] = field(default_factory=set)
     #: Node ids this run collected (deselected ones included): what prune may judge.
@@ -192,18 +195,25 @@ class PerfguardPlugin:
                 setattr(report, _ERROR_ATTR, json.dumps(dump(
                     TestError(item.nodeid, call.when, _short_error(report)))))
             return
-        entries = [ResultEntry(m, judge(self.session.baseline, m, rules)) for m, rules in measured]
-        payload = [{"measurement": dump_measurement(e.measurement),
-                    "verdict": dump_verdict(e.verdict)} for e in entries]
-        try:  # the schema every reader applies: an invalid value fails this test, here
-            self._results_of(payload, f"the measurement of {item.nodeid}")
-        except ResultsError as exc:
+        from .schema import ValidationError, check_measurement, describe
+
+        try:  # validated where it is made: an invalid value fails this test, here
+            for m, _ in measured:
+                check_measurement(m)
+        except ValidationError as exc:
+            problem = f"{m.key}: {describe(exc, skip=1)}"
             report.outcome = "failed"
-            report.longrepr = f"perfguard: cannot record this test's measurement: {exc}"
+            report.longrepr = f"perfguard: cannot record this test's measurement: {problem}"
             setattr(report, _ERROR_ATTR, json.dumps(dump(
-                TestError(item.nodeid, call.when, f"invalid measurement: {exc}"))))
+                TestError(item.nodeid, call.when, f"invalid measurement: {problem}"))))
             return
-        setattr(report, _ENTRIES_ATTR, json.dumps(payload))
+        entries = [ResultEntry(m, judge(self.session.baseline, m, rules)) for m, rules in measured]
+        if self.session.is_worker:  # to the controller, which validates what it receives
+            setattr(report, _ENTRIES_ATTR, json.dumps([
+                {"measurement": dump_measurement(e.measurement),
+                 "verdict": dump_verdict(e.verdict)} for e in entries]))
+        else:
+            self.session.judged[item.nodeid] = entries
         report.sections.append(("perfguard", "\n".join(_entry_summary(e) for e in entries)))
         if self.session.settings.update:
             return
@@ -239,12 +249,16 @@ class PerfguardPlugin:
         """Controller (or a run without xdist): take the entries a test's report carries."""
         if self.session.is_worker:
             return
+        judged = self.session.judged.pop(report.nodeid, None) if report.when == "call" else None
+        if judged:
+            self.session.reported_ids.add(report.nodeid)
+            self.session.entries.extend(judged)
         payload = getattr(report, _ENTRIES_ATTR, None)
         if payload:
             self.session.reported_ids.add(report.nodeid)
             try:
                 results = self._results_of(json.loads(payload), f"report of {report.nodeid}")
-            except (ResultsError, ValueError) as exc:  # validated on the worker already
+            except (ResultsError, ValueError) as exc:  # checked on the worker already
                 self.session.errors.append(TestError(report.nodeid, report.when, str(exc)))
             else:
                 self.session.entries.extend(results.entries)
