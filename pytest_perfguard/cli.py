@@ -32,7 +32,7 @@ from .baseline import (
 )
 from .compare import judge
 from .history.cli import add_history_parser
-from .metrics import metrics_of
+from .metrics import SHOW, metrics_of
 from .record import Measurement
 from .reporting._format import printable
 from .results import ResultEntry, ResultsError, RunResults, open_results
@@ -164,8 +164,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 #: The metrics ``perfguard show`` lists per baseline entry (a field measured in both modes
 #: is headed with its mode: ``eager launches``).
-SHOWN = tuple(metric for field in ("kernel_launches", "bytes_moved", "graph_breaks", "recompiles")
-              for metric in metrics_of(field))
+SHOWN = tuple(metric for field in SHOW for metric in metrics_of(field))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .metrics import BY_NAME, MODES
+from .metrics import BY_NAME, JUNIT
 from .record import Measurement
 from .settings import ProfileOptions, Rules, SettingError, profile_options, split_marker
 
@@ -116,14 +116,11 @@ def trace_folder_name(test_id: str, name: str) -> str:
 
 
 #: The catalogue metrics each measurement adds to junit XML as ``perfguard.<name>``.
-JUNIT_METRICS = tuple(f"{mode}.{name}" for mode in MODES
-                      for name in ("kernel_launches", "bytes_moved", "flops", "peak_memory")
-                      ) + ("compiled.graph_breaks", "compiled.recompiles", "fusion_ratio")
 
 
 def _record_junit_properties(item: pytest.Item, m: Measurement) -> None:
     prefix = "perfguard" if m.name == "default" else f"perfguard.{m.name}"
-    for name in JUNIT_METRICS:
+    for name in JUNIT:
         item.user_properties.append((f"{prefix}.{name}", BY_NAME[name].read(m)))
 
 

@@ -227,6 +227,16 @@ SUMMARY = ("kernel_launches", "bytes_moved", "peak_memory", "compiled.flops", "f
 DETAILS = ("kernel_launches", "bytes_moved", "peak_memory", "flops", "arithmetic_intensity",
            "time_median", "graphs", "graph_breaks", "recompiles", "compile_seconds",
            "device_seconds")
+#: ``perfguard show``'s columns for each baseline entry (a field: each mode's).
+SHOW = ("kernel_launches", "bytes_moved", "graph_breaks", "recompiles")
+#: The history report's table of each test's latest values.
+HISTORY_SUMMARY = ("compiled.kernel_launches", "eager.kernel_launches", "compiled.bytes_moved",
+                   "compiled.graph_breaks", "compiled.recompiles", "compiled.peak_memory",
+                   "compiled.time_median")
+#: The junit XML properties of each measurement (``perfguard.<name>``), in this order.
+JUNIT = (*(f"{mode}.{field}" for mode in MODES
+           for field in ("kernel_launches", "bytes_moved", "flops", "peak_memory")),
+         "compiled.graph_breaks", "compiled.recompiles", "fusion_ratio")
 
 
 class Chart(NamedTuple):

@@ -12,7 +12,7 @@ reads the profiler's allocation events instead (``private.profiler.memory_trace`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -38,9 +38,6 @@ class EventRow:
         """Device activity (a kernel, memcpy or memset), not a host event."""
         return "CPU" not in self.device_type
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def rows_from_profiler(events: Iterable[Any]) -> list[EventRow]:
     """The profiler's ``FunctionEvent`` list (``prof.events()``) as rows, in its order."""
@@ -64,7 +61,7 @@ def rows_from_profiler(events: Iterable[Any]) -> list[EventRow]:
 
 
 def rows_from_json(data: Iterable[Mapping[str, Any]]) -> list[EventRow]:
-    """Rows recorded as JSON (``EventRow.to_dict``; keys this version does not read, such
+    """Rows recorded as JSON (``dataclasses.asdict`` of each; keys this version does not read, such
     as the ``cpu_memory_bytes`` of older recordings, are ignored)."""
     return [
         EventRow(

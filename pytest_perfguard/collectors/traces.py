@@ -9,6 +9,7 @@ the measurement (``Measurement.traces``), not through an index file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def save_rows(trace_dir: Path, mode: str, rows: list[EventRow]) -> None:
     the format ``tests/data`` keeps recorded GPU traces in, for replaying them on a CPU."""
     trace_dir.mkdir(parents=True, exist_ok=True)
     (trace_dir / f"{mode}.{EVENTS_SUFFIX}").write_text(
-        json.dumps([row.to_dict() for row in rows]), encoding="utf-8")
+        json.dumps([dataclasses.asdict(row) for row in rows]), encoding="utf-8")
 
 
 def save_code(trace_dir: Path, codes: list[str]) -> dict[str, str]:

@@ -4,24 +4,28 @@ reporting package."""
 
 from __future__ import annotations
 
+from ..metrics import BY_NAME
 from ..reporting._format import count, human_bytes, human_seconds, percent
-from .metrics import field_of, is_timing
+from .metrics import is_timing
 
 
 def _format(metric: str, value: float | None, *, short: bool) -> str:
+    """In the catalogue's unit for ``metric``; a name the catalogue lacks (a database written
+    by another perfguard version) is shown as a plain number."""
     if value is None:
         return "n/a"
-    name = field_of(metric)
-    if name.startswith("time") or name.endswith("_seconds"):
+    known = BY_NAME.get(metric)
+    unit = known.unit if known is not None else "count"
+    if unit == "seconds":
         return human_seconds(value)
-    if "utilisation" in name:
+    if unit == "fraction":
         return percent(value)
-    if "bytes" in name or "memory" in name:
+    if unit == "bytes":
         if short:
             return human_bytes(value)
         return f"{count(value)} B ({human_bytes(value)})" if abs(value) >= 1024 else \
             f"{count(value)} B"
-    return count(value)
+    return count(value)  # counts and FLOPs: the history shows them exact
 
 
 def format_value(metric: str, value: float | None) -> str:
@@ -40,7 +44,7 @@ def format_change(metric: str, old: float | None, new: float | None) -> str:
         return ""
     delta = new - old
     relative = f" ({delta / old:+.1%})" if old else ""
-    if is_timing(metric) or "utilisation" in field_of(metric):
+    if is_timing(metric):
         return relative.strip(" ()") or ("+" if delta > 0 else "-")
     sign = "+" if delta > 0 else "-"
     return f"{sign}{format_short(metric, abs(delta))}{relative}"

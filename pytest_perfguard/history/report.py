@@ -17,7 +17,7 @@ from functools import lru_cache, partial
 import jinja2
 from markupsafe import Markup
 
-from ..metrics import CATALOGUE, Metric
+from ..metrics import CATALOGUE, HISTORY_SUMMARY, Metric
 from ..metrics import CHARTS as METRIC_CHARTS
 from ..reporting._format import anchor, formatted, md_escape
 from ..reporting._svg import COMPILED_COLOUR, EAGER_COLOUR
@@ -67,9 +67,6 @@ CHARTS = tuple(ChartSpec(chart, spec.title, tuple(m for m in CATALOGUE if m.char
                for chart, spec in METRIC_CHARTS.items())
 
 #: Rows of the markdown summary, in order.
-SUMMARY_METRICS = ("compiled.kernel_launches", "eager.kernel_launches", "compiled.bytes_moved",
-                   "compiled.graph_breaks", "compiled.recompiles", "compiled.peak_memory",
-                   "compiled.time_median")
 
 
 @dataclass
@@ -326,7 +323,7 @@ def render_history_markdown(view: HistoryView, *,
             label = f"<code>{md_escape(history.key)}</code>"
             if several:
                 label += f" ({md_escape(history.environment_label)})"
-            for metric in SUMMARY_METRICS:
+            for metric in HISTORY_SUMMARY:
                 values = history.values.get(metric)
                 if values is None or all(values[i] is None for i in shown):
                     continue
