@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,22 @@ def load_results(pytester: pytest.Pytester) -> dict[str, Any]:
     path = Path(pytester.path) / ".perfguard" / "report" / "results.json"
     data = json.loads(path.read_text())
     return {r["measurement"]["key"]: r for r in data["results"]}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_compile_cache() -> Iterator[None]:
+    """perfguard's own inductor cache folder, warm between runs and tests, as a user has it.
+
+    pytester points HOME at each test's new temporary folder, which would make perfguard's
+    default folder (``~/.cache/perfguard/inductor``) a new, cold one for every test: each
+    run compiled every kernel from scratch. The real one is named here, before any test
+    moves HOME; tests about the cache itself set their own folder.
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PERFGUARD_CACHE_DIR", os.environ.get("PERFGUARD_CACHE_DIR")
+                     or str(base / "perfguard" / "inductor"))
+        yield
 
 
 @pytest.fixture

@@ -514,10 +514,10 @@ def test_chain(perfguard):
     assert "dynamic=True" in dynamic.environment.label()
 """
     )
-    # perfguard's own compile cache (one folder per ISA level), not a shared one a developer
-    # may have set: torch's FX-graph cache does not key on the ISA level.
+    # perfguard's own compile cache (one folder per ISA level; conftest.py keeps it warm
+    # between runs), not a shared one a developer may have set: torch's FX-graph cache does
+    # not key on the ISA level.
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    monkeypatch.setenv("PERFGUARD_CACHE_DIR", str(pytester.path / "compile-cache"))
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
     pytester.runpytest("--perfguard-update", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     recorded = json.loads((pytester.path / ".perfguard/baseline.json").read_text())
