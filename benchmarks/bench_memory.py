@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "example_project"))
 
 from tinymodels import MLP, GPTBlock, SmallConvNet  # noqa: E402
 
+from pytest_perfguard.collectors.events import rows_from_profiler  # noqa: E402
 from pytest_perfguard.collectors.kernels import count_cpu_kernels  # noqa: E402
 from pytest_perfguard.collectors.memory import peak_memory  # noqa: E402
 from pytest_perfguard.collectors.private.dynamo import reset_dynamo  # noqa: E402
@@ -67,7 +68,7 @@ def _profiled(call: _Call, record_shapes: bool, with_memory: bool) -> tuple[floa
     with profile(activities=[ProfilerActivity.CPU], record_shapes=record_shapes,
                  profile_memory=with_memory) as prof:
         call()
-    count_cpu_kernels(list(prof.events()))
+    count_cpu_kernels(rows_from_profiler(prof.events()))
     analysis = time.process_time()
     if with_memory:
         peak_memory(memory_trace(prof))
