@@ -275,3 +275,32 @@ def test_identity(perfguard):
 """
     )
     pytester.runpytest("--perfguard", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_matmul_flops_and_arithmetic_intensity(pytester: pytest.Pytester, results_of) -> None:
+    """``x @ w`` with x [64, 128] and w [128, 32], float32: 2 * 64 * 128 * 32 = 524,288
+    FLOPs. Eager runs one mm that reads x (32,768 bytes) and w (16,384) and writes the
+    [64, 32] result (8,192): 57,344 bytes, so the arithmetic intensity is 524,288 / 57,344
+    = 9.142857... FLOPs per byte, in results.json's derived block and the catalogue's
+    ``eager.arithmetic_intensity`` alike."""
+    pytester.makepyfile("""
+import torch
+
+def matmul(x, w):
+    return x @ w
+
+def test_mm(perfguard):
+    perfguard(matmul, torch.randn(64, 128), torch.randn(128, 32))
+""")
+    pytester.runpytest("--perfguard", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    result = results_of(pytester)["test_matmul_flops_and_arithmetic_intensity.py::test_mm"]
+    entry = result["measurement"]
+    assert entry["eager"]["flops"] == entry["compiled"]["flops"] == 524_288
+    assert entry["eager"]["bytes_moved"] == 57_344
+    assert entry["derived"]["eager_arithmetic_intensity"] == pytest.approx(524_288 / 57_344)
+
+    from pytest_perfguard.codec import load_measurement
+    from pytest_perfguard.metrics import BY_NAME
+
+    measurement = load_measurement(entry)
+    assert BY_NAME["eager.arithmetic_intensity"].read(measurement) == pytest.approx(9.142857, 1e-6)
