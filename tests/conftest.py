@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,10 @@ def warm_compile_cache() -> Iterator[None]:
     run compiled every kernel from scratch. The real one is named here, before any test
     moves HOME; tests about the cache itself set their own folder.
     """
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    from pytest_perfguard.collectors.private.inductor import CACHE_DIR_ENV, perfguard_cache_dir
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PERFGUARD_CACHE_DIR", os.environ.get("PERFGUARD_CACHE_DIR")
-                     or str(base / "perfguard" / "inductor"))
+        patch.setenv(CACHE_DIR_ENV, str(perfguard_cache_dir()))
         yield
 
 
